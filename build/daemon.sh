@@ -1,0 +1,327 @@
+# build/daemon.sh: steps that build the tgfront daemon. Sourced by build.sh
+# (POSIX sh, set -eu); every function assumes the current directory is the
+# project root and reports its own failure before returning non-zero.
+#
+# Output layout (all under out/, which git ignores):
+#   out/src/bearssl-*/     Debian's BearSSL source package, unpacked
+#   out/musl/              static musl build: libbearssl.a, tgfront, unit-tests
+#   out/asan/              clang ASan+UBSan build (glibc), same targets
+#   out/fuzz/              libFuzzer targets built from fuzz/fuzz_*.c
+
+DAEMON_SRC_LIST=/etc/apt/sources.list.d/tgfront-deb-src.sources
+
+daemon_die() {
+    echo "build: error: $*" >&2
+    exit 1
+}
+
+daemon_say() {
+    echo "build: $*" >&2
+}
+
+daemon_jobs() {
+    n=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+    echo "${n:-1}"
+}
+
+# --- prerequisites ---------------------------------------------------------
+
+# Prints the Debian package names for the missing tools, one per line.
+daemon_missing_packages() {
+    command -v musl-gcc >/dev/null 2>&1 || echo musl-tools
+    command -v dpkg-source >/dev/null 2>&1 || echo dpkg-dev
+    command -v clang >/dev/null 2>&1 || echo clang
+    command -v file >/dev/null 2>&1 || echo file
+    command -v make >/dev/null 2>&1 || echo make
+    command -v ar >/dev/null 2>&1 || echo binutils
+    command -v strip >/dev/null 2>&1 || echo binutils
+    return 0
+}
+
+daemon_is_debian_like() {
+    [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1
+}
+
+# apt-get install, running apt-get update only when the first try fails
+# (a fresh container has no package lists; a configured machine needs none).
+daemon_apt_install() {
+    [ "$(id -u)" = 0 ] || daemon_die "installing $* needs root (run as root or install them yourself)"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1; then
+        return 0
+    fi
+    daemon_say "apt-get install $* failed; running apt-get update and retrying"
+    apt-get update >/dev/null || daemon_die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
+        || daemon_die "apt-get install $* failed"
+}
+
+daemon_prereqs() {
+    missing=$(daemon_missing_packages | sort -u | tr '\n' ' ')
+    [ -n "${missing% }" ] || return 0
+    if ! daemon_is_debian_like; then
+        daemon_die "missing tools; install the equivalents of these Debian packages: $missing"
+    fi
+    daemon_say "installing $missing"
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    daemon_apt_install $missing
+    missing=$(daemon_missing_packages | sort -u | tr '\n' ' ')
+    [ -z "${missing% }" ] || daemon_die "still missing after apt-get install: $missing"
+}
+
+# --- BearSSL source --------------------------------------------------------
+
+daemon_bearssl_dir() {
+    for d in out/src/bearssl-*; do
+        if [ -f "$d/inc/bearssl.h" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+daemon_have_bearssl_sources_index() {
+    apt-cache showsrc bearssl 2>/dev/null | grep -q '^Package:'
+}
+
+# deb822 stanzas ('Types: deb') -> 'Types: deb-src' stanzas with the same
+# URIs, Components and Signed-By (kept verbatim: it may be an inline key).
+# shellcheck disable=SC2016 # awk program: $ is awk's, not the shell's
+DAEMON_AWK_DEB822='
+function has_word(list, w,   n, i, a) {
+    n = split(list, a, /[ \t]+/)
+    for (i = 1; i <= n; i++) if (a[i] == w) return 1
+    return 0
+}
+function keep_suites(list,   n, i, a, out) {
+    out = ""
+    n = split(list, a, /[ \t]+/)
+    for (i = 1; i <= n; i++)
+        if (a[i] == codename || index(a[i], codename "-") == 1) out = out " " a[i]
+    return out
+}
+function flush(   suites) {
+    if (seen && tolower(val["enabled"]) != "no" && has_word(val["types"], "deb")) {
+        suites = keep_suites(val["suites"])
+        if (suites != "" && val["uris"] != "" && val["components"] != "") {
+            print "Types: deb-src"
+            print "URIs: " val["uris"]
+            print "Suites:" suites
+            print "Components: " val["components"]
+            if (raw["signed-by"] != "") print raw["signed-by"]
+            print ""
+        }
+    }
+    seen = 0; key = ""
+    split("", val); split("", raw)
+}
+/^#/ { next }
+/^[ \t]*$/ { flush(); next }
+/^[ \t]/ {
+    if (key != "") {
+        v = $0; sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+        val[key] = val[key] (val[key] == "" ? "" : " ") v
+        raw[key] = raw[key] "\n" $0
+    }
+    next
+}
+/^[A-Za-z][A-Za-z0-9-]*:/ {
+    seen = 1
+    key = tolower(substr($0, 1, index($0, ":") - 1))
+    v = substr($0, index($0, ":") + 1); sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+    val[key] = v
+    raw[key] = $0
+}
+END { flush() }
+'
+
+# One-line entries ('deb [signed-by=...] URI suite component...') -> deb822.
+# shellcheck disable=SC2016 # awk program
+DAEMON_AWK_LIST='
+$1 != "deb" { next }
+{
+    i = 2; signed = ""
+    if (substr($2, 1, 1) == "[") {
+        for (; i <= NF; i++) {
+            o = $i; gsub(/[][]/, "", o)
+            if (index(o, "signed-by=") == 1) signed = substr(o, 11)
+            if (index($i, "]") > 0) { i++; break }
+        }
+    }
+    uri = $i; suite = $(i + 1); comps = ""
+    for (j = i + 2; j <= NF && substr($j, 1, 1) != "#"; j++) comps = comps " " $j
+    if (uri == "" || comps == "") next
+    if (suite != codename && index(suite, codename "-") != 1) next
+    print "Types: deb-src"
+    print "URIs: " uri
+    print "Suites: " suite
+    print "Components:" comps
+    if (signed != "") print "Signed-By: " signed
+    print ""
+}
+'
+
+# Writes deb-src stanzas mirroring the machine's own 'deb' entries, limited to
+# suites of this release (codename, codename-updates, ...): third-party
+# repositories seldom publish source indices and would break apt-get update.
+daemon_derive_deb_src() {
+    # shellcheck disable=SC1091 # the machine's own file
+    codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+    [ -n "$codename" ] || daemon_die "cannot read VERSION_CODENAME from /etc/os-release"
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        [ "$f" = "$DAEMON_SRC_LIST" ] && continue
+        awk -v codename="$codename" "$DAEMON_AWK_DEB822" "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        awk -v codename="$codename" "$DAEMON_AWK_LIST" "$f"
+    done
+}
+
+daemon_add_deb_src() {
+    [ "$(id -u)" = 0 ] || daemon_die "adding a deb-src entry needs root (or unpack BearSSL's source into out/src/bearssl-<version>/ yourself)"
+    stanzas=$(daemon_derive_deb_src)
+    [ -n "$stanzas" ] || daemon_die "no 'deb' entry for this release in /etc/apt to derive a deb-src entry from"
+    {
+        echo "# Written by tgfront build/daemon.sh: source indices for 'apt-get source bearssl',"
+        echo "# derived from this machine's own deb entries."
+        echo "$stanzas"
+    } >"$DAEMON_SRC_LIST"
+    daemon_say "wrote $DAEMON_SRC_LIST; running apt-get update"
+    apt-get update >/dev/null || daemon_die "apt-get update failed after adding $DAEMON_SRC_LIST"
+}
+
+daemon_bearssl_source() {
+    if dir=$(daemon_bearssl_dir); then
+        daemon_say "reusing BearSSL source in $dir"
+        return 0
+    fi
+    if ! daemon_have_bearssl_sources_index; then
+        if [ -f "$DAEMON_SRC_LIST" ]; then
+            apt-get update >/dev/null || daemon_die "apt-get update failed"
+        fi
+        daemon_have_bearssl_sources_index || daemon_add_deb_src
+        daemon_have_bearssl_sources_index \
+            || daemon_die "apt knows no source package 'bearssl' even after adding deb-src entries"
+    fi
+    mkdir -p out/src
+    daemon_say "fetching Debian's BearSSL source package into out/src"
+    (cd out/src && apt-get source bearssl >/dev/null 2>&1) \
+        || (cd out/src && apt-get source bearssl) \
+        || daemon_die "apt-get source bearssl failed"
+    daemon_bearssl_dir >/dev/null || daemon_die "apt-get source bearssl left no out/src/bearssl-*/inc/bearssl.h"
+}
+
+# --- BearSSL library -------------------------------------------------------
+
+# $1 = output library, $2 = compiler, remaining = compiler flags.
+# Compiles inc/ + src/**/*.c straight into an archive; BearSSL needs no
+# configure step and its file names are unique across directories.
+daemon_compile_bearssl() {
+    lib=$1
+    cc=$2
+    shift 2
+    [ -f "$lib" ] && return 0
+    src=$(daemon_bearssl_dir) || daemon_die "BearSSL source missing"
+    objdir=${lib%/*}/bearssl-obj
+    rm -rf "$objdir"
+    mkdir -p "$objdir"
+    root=$(pwd)
+    daemon_say "compiling BearSSL with $cc into $lib"
+    (cd "$src/src" && find . -name '*.c' | sort) >"$objdir/files"
+    dups=$(sed 's#.*/##' "$objdir/files" | sort | uniq -d)
+    [ -z "$dups" ] || daemon_die "BearSSL has duplicate source names ($dups); cannot flatten objects"
+    # xargs -P compiles in parallel; one compiler run per batch of files.
+    (cd "$objdir" && sed "s#^\./#$root/$src/src/#" files \
+        | xargs -P "$(daemon_jobs)" -n 16 "$cc" "$@" -I"$root/$src/inc" -I"$root/$src/src" -c) \
+        || daemon_die "compiling BearSSL with $cc failed"
+    rm -f "$lib.tmp"
+    ar rcs "$lib.tmp" "$objdir"/*.o || daemon_die "ar failed for $lib"
+    mv "$lib.tmp" "$lib"
+    rm -rf "$objdir"
+}
+
+daemon_bearssl_musl() {
+    mkdir -p out/musl
+    daemon_compile_bearssl out/musl/libbearssl.a musl-gcc -O2 -fno-pic
+}
+
+daemon_bearssl_asan() {
+    mkdir -p out/asan
+    daemon_compile_bearssl out/asan/libbearssl.a clang -O1 -g \
+        -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+}
+
+# --- daemon, tests, fuzz targets -------------------------------------------
+
+# $1 = profile (musl, asan, fuzz); remaining = make targets.
+daemon_make() {
+    profile=$1
+    shift
+    inc=$(daemon_bearssl_dir)/inc || daemon_die "BearSSL source missing"
+    make -j"$(daemon_jobs)" PROFILE="$profile" BEARSSL_INC="$inc" "$@" \
+        || daemon_die "make PROFILE=$profile $* failed"
+}
+
+daemon_need_main() {
+    [ -f src/main.c ] || daemon_die "src/main.c does not exist yet; only './build.sh unit' works without it"
+}
+
+# Checks what the image relies on: a static binary well under 1 MB.
+daemon_check_binary() {
+    bin=out/musl/tgfront
+    desc=$(file -b "$bin") || daemon_die "file $bin failed"
+    case $desc in
+        *"statically linked"*|*"static-pie linked"*) ;;
+        *) daemon_die "$bin is not statically linked: $desc" ;;
+    esac
+    size=$(wc -c <"$bin" | tr -d ' ')
+    [ "$size" -lt 1048576 ] || daemon_die "$bin is $size bytes; the limit is 1 MiB"
+    daemon_say "$bin: $size bytes, $desc"
+}
+
+daemon_setup() {
+    daemon_prereqs
+    daemon_bearssl_source
+}
+
+daemon_build() {
+    daemon_setup
+    daemon_need_main
+    daemon_bearssl_musl
+    daemon_make musl all
+    daemon_check_binary
+}
+
+daemon_unit() {
+    daemon_setup
+    daemon_bearssl_musl
+    daemon_make musl unit
+    daemon_say "running out/musl/unit-tests"
+    out/musl/unit-tests || daemon_die "unit tests failed (out/musl/unit-tests)"
+}
+
+# ASan+UBSan build of the unit tests (run) and of the daemon (when main.c exists).
+daemon_asan() {
+    daemon_setup
+    daemon_bearssl_asan
+    if [ -f src/main.c ]; then
+        daemon_make asan all unit
+    else
+        daemon_say "src/main.c missing: building only the ASan unit tests"
+        daemon_make asan unit
+    fi
+    daemon_say "running out/asan/unit-tests"
+    out/asan/unit-tests || daemon_die "unit tests failed under ASan/UBSan (out/asan/unit-tests)"
+}
+
+daemon_fuzz() {
+    daemon_setup
+    daemon_bearssl_asan
+    daemon_make fuzz fuzz
+    for f in out/fuzz/fuzz_*; do
+        [ -f "$f" ] && daemon_say "fuzz target: $f"
+    done
+    return 0
+}
