@@ -1,0 +1,176 @@
+/* crypto: thin wrappers over BearSSL (see crypto.h). */
+#include "crypto.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
+{
+    br_sha256_context ctx;
+
+    br_sha256_init(&ctx);
+    br_sha256_update(&ctx, data, len);
+    br_sha256_out(&ctx, out);
+}
+
+/* ---- HMAC-SHA256 --------------------------------------------------------- */
+
+void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len)
+{
+    br_hmac_key_init(&h->key, &br_sha256_vtable, key, key_len);
+    br_hmac_init(&h->ctx, &h->key, 0);
+}
+
+void crypto_hmac_update(crypto_hmac *h, const void *data, size_t len)
+{
+    br_hmac_update(&h->ctx, data, len);
+}
+
+void crypto_hmac_final(crypto_hmac *h, uint8_t out[CRYPTO_SHA256_LEN])
+{
+    br_hmac_out(&h->ctx, out);
+}
+
+void crypto_hmac_wipe(crypto_hmac *h)
+{
+    crypto_wipe(h, sizeof *h);
+}
+
+void crypto_hmac_sha256(const uint8_t *key, size_t key_len, const void *data,
+                        size_t len, uint8_t out[CRYPTO_SHA256_LEN])
+{
+    crypto_hmac h;
+
+    crypto_hmac_init(&h, key, key_len);
+    crypto_hmac_update(&h, data, len);
+    crypto_hmac_final(&h, out);
+    crypto_hmac_wipe(&h);
+}
+
+/* ---- AES-256-CTR ----------------------------------------------------------
+ * BearSSL's ctr_run increments only the last 32 bits of the IV, while the
+ * protocol (like Go's cipher.NewCTR) carries across all 128 bits. The ctrcbc
+ * classes' ctr method does carry across the whole block but takes whole
+ * blocks only, so a partial block is served from one saved keystream block. */
+
+static const br_block_ctrcbc_class *ctr_pick(void)
+{
+    const br_block_ctrcbc_class *vt = br_aes_x86ni_ctrcbc_get_vtable();
+
+    return vt != NULL ? vt : &br_aes_ct64_ctrcbc_vtable;
+}
+
+/* The context pointer BearSSL expects: the keys struct, whose first member
+ * is its vtable pointer. Chosen from c->vtable so both union members work. */
+static const br_block_ctrcbc_class *const *ctr_keys(const crypto_ctr *c)
+{
+    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
+        return &c->keys.ct.vtable;
+    return &c->keys.ni.vtable;
+}
+
+void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
+{
+    c->vtable = ctr_pick();
+    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
+        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
+    else
+        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
+    memcpy(c->counter, iv, sizeof c->counter);
+    memset(c->stream, 0, sizeof c->stream);
+    c->stream_used = sizeof c->stream;
+}
+
+void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
+{
+    /* First use up what is left of the saved keystream block. */
+    while (len > 0 && c->stream_used < sizeof c->stream) {
+        *buf++ ^= c->stream[c->stream_used++];
+        len--;
+    }
+
+    size_t whole = len & ~(size_t)15;
+    if (whole > 0) {
+        c->vtable->ctr(ctr_keys(c), c->counter, buf, whole);
+        buf += whole;
+        len -= whole;
+    }
+
+    if (len > 0) {
+        /* CTR of a zero block is the keystream block itself. */
+        memset(c->stream, 0, sizeof c->stream);
+        c->vtable->ctr(ctr_keys(c), c->counter, c->stream, sizeof c->stream);
+        for (size_t i = 0; i < len; i++)
+            buf[i] ^= c->stream[i];
+        c->stream_used = (unsigned)len;
+    }
+}
+
+void crypto_ctr_wipe(crypto_ctr *c)
+{
+    crypto_wipe(c, sizeof *c);
+}
+
+const char *crypto_aes_impl(void)
+{
+    return br_aes_x86ni_ctrcbc_get_vtable() != NULL ? "x86ni" : "ct64";
+}
+
+/* ---- X25519 ------------------------------------------------------------- */
+
+void crypto_x25519_public(const uint8_t scalar[32], uint8_t pub[32])
+{
+    uint8_t k[32];
+
+    /* BearSSL clamps too; doing it here keeps the contract independent of
+     * that detail. Scalars are little-endian as in RFC 7748. m31 is used
+     * directly so the binary does not carry the NIST curve code. */
+    memcpy(k, scalar, sizeof k);
+    k[0] &= 0xF8;
+    k[31] &= 0x7F;
+    k[31] |= 0x40;
+    br_ec_c25519_m31.mulgen(pub, k, sizeof k, BR_EC_curve25519);
+    crypto_wipe(k, sizeof k);
+}
+
+/* ---- RNG, compare, wipe ------------------------------------------------- */
+
+int crypto_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        /* Reads over 256 bytes may be cut short by a signal. */
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int crypto_equal(const void *a, const void *b, size_t len)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+
+    for (size_t i = 0; i < len; i++)
+        diff |= x[i] ^ y[i];
+    /* 1 when diff == 0, without a data-dependent branch. */
+    return (int)(1 & (((unsigned)diff - 1) >> 8));
+}
+
+void crypto_wipe(void *p, size_t len)
+{
+    volatile uint8_t *v = p;
+
+    while (len > 0) {
+        *v++ = 0;
+        len--;
+    }
+}

@@ -1,0 +1,294 @@
+/* Known-answer and streaming tests for src/crypto.c. */
+#include "unit.h"
+
+#include "crypto.h"
+
+/* ---- SHA-256 / HMAC ------------------------------------------------------ */
+
+TEST(crypto_sha256_known_answers)
+{
+    uint8_t want[32], got[32];
+
+    unit_unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want, 32);
+    crypto_sha256("abc", 3, got);
+    CHECK_MEM(got, want, 32);
+
+    unit_unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", want, 32);
+    crypto_sha256("", 0, got);
+    CHECK_MEM(got, want, 32);
+}
+
+TEST(crypto_hmac_rfc4231)
+{
+    uint8_t key[20], want[32], got[32];
+
+    /* Case 1 */
+    memset(key, 0x0b, sizeof key);
+    unit_unhex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", want, 32);
+    crypto_hmac_sha256(key, 20, "Hi There", 8, got);
+    CHECK_MEM(got, want, 32);
+
+    /* Case 2, also fed byte by byte through the streaming API. */
+    const char *data = "what do ya want for nothing?";
+    unit_unhex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 32);
+    crypto_hmac_sha256((const uint8_t *)"Jefe", 4, data, strlen(data), got);
+    CHECK_MEM(got, want, 32);
+
+    crypto_hmac h;
+    crypto_hmac_init(&h, (const uint8_t *)"Jefe", 4);
+    for (size_t i = 0; i < strlen(data); i++)
+        crypto_hmac_update(&h, data + i, 1);
+    crypto_hmac_final(&h, got);
+    crypto_hmac_wipe(&h);
+    CHECK_MEM(got, want, 32);
+}
+
+/* ---- AES-256-CTR --------------------------------------------------------- */
+
+/* Sets up c with a given implementation, bypassing the run-time pick, so
+ * both implementations can be compared on the same machine. */
+static void ctr_init_with(crypto_ctr *c, const br_block_ctrcbc_class *vt,
+                          const uint8_t key[32], const uint8_t iv[16])
+{
+    crypto_ctr_init(c, key, iv);
+    c->vtable = vt;
+    if (vt == &br_aes_ct64_ctrcbc_vtable)
+        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
+    else
+        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
+}
+
+/* The implementations to test: ct64 always, x86ni when the CPU has it. */
+static size_t ctr_impls(const br_block_ctrcbc_class *out[2])
+{
+    size_t n = 0;
+    out[n++] = &br_aes_ct64_ctrcbc_vtable;
+    if (br_aes_x86ni_ctrcbc_get_vtable() != NULL)
+        out[n++] = br_aes_x86ni_ctrcbc_get_vtable();
+    return n;
+}
+
+/* Reference CTR: each counter block encrypted on its own with a different
+ * AES implementation (aes_ct, one-block CBC with a zero IV = raw AES), and a
+ * 128-bit big-endian increment written here. */
+static void ctr_reference(const uint8_t key[32], const uint8_t iv[16],
+                          uint8_t *buf, size_t len)
+{
+    br_aes_ct_cbcenc_keys aes;
+    uint8_t counter[16], block[16], zero_iv[16];
+
+    br_aes_ct_cbcenc_init(&aes, key, 32);
+    memcpy(counter, iv, 16);
+    for (size_t off = 0; off < len; off += 16) {
+        memcpy(block, counter, 16);
+        memset(zero_iv, 0, 16);
+        br_aes_ct_cbcenc_run(&aes, zero_iv, block, 16);
+        for (size_t i = 0; i < 16 && off + i < len; i++)
+            buf[off + i] ^= block[i];
+        for (int i = 15; i >= 0; i--)
+            if (++counter[i] != 0)
+                break;
+    }
+}
+
+TEST(crypto_ctr_sp800_38a_f55)
+{
+    uint8_t key[32], iv[16], pt[64], want[64], buf[64];
+    const br_block_ctrcbc_class *impl[2];
+
+    unit_unhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4", key, 32);
+    unit_unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", iv, 16);
+    unit_unhex("6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51"
+               "30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710",
+               pt, 64);
+    unit_unhex("601ec313775789a5b7a7f504bbf3d228 f443e3ca4d62b59aca84e990cacaf5c5"
+               "2b0930daa23de94ce87017ba2d84988d dfc9c58db67aada613c2dd08457941a6",
+               want, 64);
+
+    /* The run-time pick. */
+    crypto_ctr c;
+    memcpy(buf, pt, 64);
+    crypto_ctr_init(&c, key, iv);
+    crypto_ctr_apply(&c, buf, 64);
+    crypto_ctr_wipe(&c);
+    CHECK_MEM(buf, want, 64);
+
+    /* Each implementation, and the reference itself. */
+    size_t n = ctr_impls(impl);
+    for (size_t k = 0; k < n; k++) {
+        memcpy(buf, pt, 64);
+        ctr_init_with(&c, impl[k], key, iv);
+        crypto_ctr_apply(&c, buf, 64);
+        CHECK_MEM(buf, want, 64);
+    }
+    memcpy(buf, pt, 64);
+    ctr_reference(key, iv, buf, 64);
+    CHECK_MEM(buf, want, 64);
+
+    const char *impl_name = crypto_aes_impl();
+    CHECK(strcmp(impl_name, "x86ni") == 0 || strcmp(impl_name, "ct64") == 0);
+}
+
+#define MSG_LEN 100
+
+/* IVs whose low words are about to carry: across 2^32 only, across 2^32 and
+ * 2^64 at once, across 2^128 (wraps to zero), and a carry that lands in the
+ * middle of a 4-block batch of the parallel implementations. */
+static const char *const wrap_ivs[] = {
+    "000102030405060708090a0bffffffff",
+    "0001020304050607ffffffffffffffff",
+    "ffffffffffffffffffffffffffffffff",
+    "a0a1a2a3a4a5a6a7fffffffffffffffd",
+    "000102030405060708090a0b0c0d0e0f",
+};
+
+static void fill_message(uint8_t *m, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        m[i] = (uint8_t)(i * 7 + 3);
+}
+
+/* Applies ctr over msg in pieces ending at cut1 and cut2 (cuts may be equal
+ * to make empty pieces). */
+static void ctr_three_pieces(crypto_ctr *c, uint8_t *msg, size_t len,
+                             size_t cut1, size_t cut2)
+{
+    crypto_ctr_apply(c, msg, cut1);
+    crypto_ctr_apply(c, msg + cut1, cut2 - cut1);
+    crypto_ctr_apply(c, msg + cut2, len - cut2);
+}
+
+TEST(crypto_ctr_counter_wraps_and_splits)
+{
+    uint8_t key[32], iv[16], ref[MSG_LEN], buf[MSG_LEN];
+    const br_block_ctrcbc_class *impl[2];
+    size_t n = ctr_impls(impl);
+    crypto_ctr c;
+
+    unit_unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key, 32);
+    for (size_t v = 0; v < sizeof wrap_ivs / sizeof wrap_ivs[0]; v++) {
+        CHECK_EQ_INT(unit_unhex(wrap_ivs[v], iv, 16), 16);
+        fill_message(ref, MSG_LEN);
+        ctr_reference(key, iv, ref, MSG_LEN);
+
+        for (size_t k = 0; k < n; k++) {
+            int bad = 0;
+
+            /* One shot. */
+            fill_message(buf, MSG_LEN);
+            ctr_init_with(&c, impl[k], key, iv);
+            crypto_ctr_apply(&c, buf, MSG_LEN);
+            CHECK_MEM(buf, ref, MSG_LEN);
+
+            /* Equal pieces of every size 1..MSG_LEN. */
+            for (size_t piece = 1; piece <= MSG_LEN; piece++) {
+                fill_message(buf, MSG_LEN);
+                ctr_init_with(&c, impl[k], key, iv);
+                for (size_t off = 0; off < MSG_LEN; off += piece)
+                    crypto_ctr_apply(&c, buf + off,
+                                     MSG_LEN - off < piece ? MSG_LEN - off : piece);
+                bad += memcmp(buf, ref, MSG_LEN) != 0;
+            }
+
+            /* Every two- and three-piece split (cut1 <= cut2). */
+            for (size_t cut1 = 0; cut1 <= MSG_LEN; cut1++) {
+                for (size_t cut2 = cut1; cut2 <= MSG_LEN; cut2++) {
+                    fill_message(buf, MSG_LEN);
+                    ctr_init_with(&c, impl[k], key, iv);
+                    ctr_three_pieces(&c, buf, MSG_LEN, cut1, cut2);
+                    bad += memcmp(buf, ref, MSG_LEN) != 0;
+                }
+            }
+            if (bad) {
+                char what[128];
+                snprintf(what, sizeof what, "iv %s impl %zu: %d split runs differ",
+                         wrap_ivs[v], k, bad);
+                unit_fail(__FILE__, __LINE__, what);
+            }
+            crypto_ctr_wipe(&c);
+        }
+    }
+}
+
+/* Decrypting is the same operation: a round trip restores the input. */
+TEST(crypto_ctr_round_trip)
+{
+    uint8_t key[32], iv[16], buf[1000], orig[1000];
+    crypto_ctr enc, dec;
+
+    memset(key, 0x42, sizeof key);
+    unit_unhex("0001020304050607fffffffffffffff0", iv, 16);
+    fill_message(orig, sizeof orig);
+    memcpy(buf, orig, sizeof buf);
+    crypto_ctr_init(&enc, key, iv);
+    crypto_ctr_init(&dec, key, iv);
+    crypto_ctr_apply(&enc, buf, 333);
+    crypto_ctr_apply(&enc, buf + 333, sizeof buf - 333);
+    CHECK(memcmp(buf, orig, sizeof buf) != 0);
+    crypto_ctr_apply(&dec, buf, 17);
+    crypto_ctr_apply(&dec, buf + 17, sizeof buf - 17);
+    CHECK_MEM(buf, orig, sizeof buf);
+    crypto_ctr_wipe(&enc);
+    crypto_ctr_wipe(&dec);
+}
+
+/* ---- X25519 -------------------------------------------------------------- */
+
+TEST(crypto_x25519_rfc7748)
+{
+    uint8_t scalar[32], want[32], got[32];
+
+    /* RFC 7748 section 6.1: Alice, then Bob. */
+    unit_unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", scalar, 32);
+    unit_unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", want, 32);
+    crypto_x25519_public(scalar, got);
+    CHECK_MEM(got, want, 32);
+
+    unit_unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", scalar, 32);
+    unit_unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", want, 32);
+    crypto_x25519_public(scalar, got);
+    CHECK_MEM(got, want, 32);
+}
+
+/* ---- RNG, compare, wipe -------------------------------------------------- */
+
+TEST(crypto_random_fills)
+{
+    uint8_t a[32], b[32], big[4096], zero[32];
+
+    memset(zero, 0, sizeof zero);
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    CHECK_EQ_INT(crypto_random(a, sizeof a), 0);
+    CHECK_EQ_INT(crypto_random(b, sizeof b), 0);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+    CHECK(memcmp(a, zero, sizeof a) != 0);
+    /* Larger than one guaranteed-complete getrandom read. */
+    CHECK_EQ_INT(crypto_random(big, sizeof big), 0);
+    CHECK(memcmp(big + sizeof big - 32, zero, 32) != 0);
+    CHECK_EQ_INT(crypto_random(a, 0), 0);
+}
+
+TEST(crypto_equal_and_wipe)
+{
+    uint8_t a[48], b[48];
+
+    fill_message(a, sizeof a);
+    memcpy(b, a, sizeof b);
+    CHECK_EQ_INT(crypto_equal(a, b, sizeof a), 1);
+    CHECK_EQ_INT(crypto_equal(a, b, 0), 1);
+    for (size_t i = 0; i < sizeof a; i++) {
+        for (unsigned bit = 0; bit < 8; bit++) {
+            b[i] ^= (uint8_t)(1u << bit);
+            CHECK_EQ_INT(crypto_equal(a, b, sizeof a), 0);
+            b[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    b[0] = (uint8_t)(a[0] ^ 0xff);
+    CHECK_EQ_INT(crypto_equal(a, b, sizeof a), 0);
+    CHECK_EQ_INT(crypto_equal(a + 1, b + 1, sizeof a - 1), 1);
+
+    crypto_wipe(a, sizeof a);
+    memset(b, 0, sizeof b);
+    CHECK_MEM(a, b, sizeof a);
+}
