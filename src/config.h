@@ -1,0 +1,75 @@
+/* config: mtg v2's TOML configuration, read strictly: every key is declared
+ * once in config.c's table (name, type, bounds, default); unknown keys,
+ * duplicates, wrong types and out-of-range values are errors with file:line. */
+#ifndef TGF_CONFIG_H
+#define TGF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dc.h"
+#include "secret.h"
+
+#define CONFIG_HOST_MAX 255
+
+typedef struct {
+    int debug;
+    tg_secret secret;
+    struct sockaddr_storage bind_addr;   /* bind-to */
+    socklen_t bind_len;
+    int proxy_protocol_listener;
+    unsigned concurrency;                /* 1..65535, default 4096 */
+    int have_public_ipv4, have_public_ipv6;
+    struct sockaddr_storage public_ipv4; /* port 0 */
+    struct sockaddr_storage public_ipv6;
+    uint32_t tolerate_skew_ms;           /* default 3000 */
+
+    /* [domain-fronting]; host wins over ip, which wins over the legacy key.
+     * fronting_host is "" when unset: the secret's hostname is used. */
+    char fronting_host[CONFIG_HOST_MAX + 1];
+    uint16_t fronting_port;              /* default 443 */
+    int fronting_proxy_protocol;
+
+    /* [network.timeout], milliseconds; 0 = none (tcp only). */
+    uint32_t timeout_tcp_ms;             /* default 0: kernel SYN retries */
+    uint32_t timeout_idle_ms;            /* default 300000 */
+    uint32_t timeout_handshake_ms;       /* default 10000 */
+
+    /* [network.keep-alive], outbound sockets */
+    int keepalive_disabled;
+    uint32_t keepalive_idle_s, keepalive_interval_s, keepalive_count; /* 15,15,9 */
+
+    /* [defense.anti-replay]: on unless enabled = false (safer than mtg). */
+    int antireplay_enabled;
+    uint64_t antireplay_max_size;        /* bytes, default 1 MiB */
+    double antireplay_error_rate;        /* default 0.001 */
+
+    /* [stats.prometheus] */
+    int prometheus_enabled;
+    struct sockaddr_storage prometheus_bind;
+    socklen_t prometheus_bind_len;
+    char prometheus_path[128];           /* default "/" */
+    char prometheus_prefix[64];          /* default "mtg" */
+
+    /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
+    dc_table dcs;
+} tgf_config;
+
+/* Sets every default (as documented in README). The secret and bind-to are
+ * left unset; config_load_* require them. */
+void config_defaults(tgf_config *cfg);
+
+/* Parses and validates. On error returns -1 and writes one line to err,
+ * naming "file:line: key: what is wrong". Warnings (deprecated keys, keys
+ * accepted but not acted on) go to the log. */
+int config_load_file(const char *path, tgf_config *cfg, char *err, size_t err_cap);
+int config_load_string(const char *text, size_t len, const char *name,
+                       tgf_config *cfg, char *err, size_t err_cap);
+
+/* Parses mtg duration ("5s", "1m30s", "250ms") into milliseconds. 0 or -1. */
+int config_parse_duration(const char *text, uint64_t *ms);
+/* Parses mtg byte sizes ("1mib", "1mb", "512kb": all powers of 1024). */
+int config_parse_bytes(const char *text, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,61 @@
+/* crypto: thin wrappers over BearSSL. No allocation; callers own contexts.
+ * Contexts holding keys must be wiped with the matching *_wipe function. */
+#ifndef TGF_CRYPTO_H
+#define TGF_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bearssl.h>
+
+#define CRYPTO_SHA256_LEN 32
+
+void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
+
+/* Streaming HMAC-SHA256. */
+typedef struct {
+    br_hmac_key_context key;
+    br_hmac_context ctx;
+} crypto_hmac;
+
+void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len);
+void crypto_hmac_update(crypto_hmac *h, const void *data, size_t len);
+void crypto_hmac_final(crypto_hmac *h, uint8_t out[CRYPTO_SHA256_LEN]);
+void crypto_hmac_wipe(crypto_hmac *h);
+void crypto_hmac_sha256(const uint8_t *key, size_t key_len, const void *data,
+                        size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
+
+/* Streaming AES-256-CTR with a full 128-bit big-endian counter (the IV is the
+ * initial counter). Any sequence of crypto_ctr_apply calls over split input
+ * gives the same bytes as one call over the whole input. */
+typedef struct {
+    union {
+        br_aes_x86ni_ctrcbc_keys ni;
+        br_aes_ct64_ctrcbc_keys ct;
+    } keys;
+    const br_block_ctrcbc_class *vtable;
+    uint8_t counter[16];    /* next counter block to encrypt */
+    uint8_t stream[16];     /* keystream of the partially used block */
+    unsigned stream_used;   /* bytes of stream[] consumed; 16 = none left */
+} crypto_ctr;
+
+void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16]);
+/* XORs len bytes of keystream into buf in place. */
+void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len);
+void crypto_ctr_wipe(crypto_ctr *c);
+/* "x86ni" or "ct64": which AES implementation was picked at run time. */
+const char *crypto_aes_impl(void);
+
+/* X25519: pub = scalar * basepoint (scalar clamped as RFC 7748 says). */
+void crypto_x25519_public(const uint8_t scalar[32], uint8_t pub[32]);
+
+/* Fills buf from the kernel's RNG (getrandom). Returns 0, or -1 on failure. */
+int crypto_random(void *buf, size_t len);
+
+/* Returns 1 when equal, 0 otherwise; time depends only on len. */
+int crypto_equal(const void *a, const void *b, size_t len);
+
+/* Zeroes memory in a way the compiler cannot drop. */
+void crypto_wipe(void *p, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+/* log: formats a whole line first and writes it with one write(2), so lines
+ * from several processes sharing stderr never interleave mid-line. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static log_level current_level = LOG_INFO;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+void log_set_level(log_level level) { current_level = level; }
+log_level log_get_level(void) { return current_level; }
+int log_enabled(log_level level) { return level >= current_level; }
+
+void log_msg(log_level level, const char *component, const char *fmt, ...)
+{
+    if (level < current_level)
+        return;
+    char line[1024];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+                     level_names[level], component);
+    if (n < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    /* Replace control characters so network-derived text cannot forge lines. */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}

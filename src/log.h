@@ -1,0 +1,22 @@
+/* log: one line per event on stderr: "LEVEL component: message".
+ * Never pass secrets or keys to these functions. */
+#ifndef TGF_LOG_H
+#define TGF_LOG_H
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_level;
+
+/* Messages below this level are dropped. Default LOG_INFO. */
+void log_set_level(log_level level);
+log_level log_get_level(void);
+int log_enabled(log_level level);
+
+/* component is a short fixed word ("config", "conn", "main"). */
+void log_msg(log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_debug(c, ...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, c, __VA_ARGS__); } while (0)
+#define log_info(c, ...)  log_msg(LOG_INFO, c, __VA_ARGS__)
+#define log_warn(c, ...)  log_msg(LOG_WARN, c, __VA_ARGS__)
+#define log_error(c, ...) log_msg(LOG_ERROR, c, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,275 @@
+/* server: start-up checks, the accept path, timers, signals and the drain. */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "crypto.h"
+#include "log.h"
+#include "netutil.h"
+#include "stats.h"
+
+#define SERVER_BACKLOG 1024
+#define SERVER_ACCEPT_BATCH 64
+#define POOL_KEEP_BLOCKS 256
+
+/* The fronting target must never be ourselves: every probe would be fronted
+ * back to our own listener, which fronts it again, forever (mtg issues #490,
+ * #507). */
+static int check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
+                               char *err, size_t err_cap)
+{
+    const struct sockaddr *bind = (const struct sockaddr *)&cfg->bind_addr;
+    uint16_t bind_port = net_port(bind);
+    for (size_t i = 0; i < count; i++) {
+        const struct sockaddr *t = (const struct sockaddr *)&addrs[i].addr;
+        if (net_port(t) != bind_port)
+            continue;
+        int ours = net_is_own_address(t);
+        for (int f = 0; f < 2 && !ours; f++) {
+            int have = f ? cfg->have_public_ipv6 : cfg->have_public_ipv4;
+            const struct sockaddr_storage *pub = f ? &cfg->public_ipv6 : &cfg->public_ipv4;
+            if (have && pub->ss_family == t->sa_family) {
+                char a[64], b[64];
+                net_format_ip(t, a, sizeof a);
+                net_format_ip((const struct sockaddr *)pub, b, sizeof b);
+                ours = strcmp(a, b) == 0;
+            }
+        }
+        if (!net_is_wildcard(bind) && ours) {
+            char a[64], b[64];
+            net_format_ip(t, a, sizeof a);
+            net_format_ip(bind, b, sizeof b);
+            ours = strcmp(a, b) == 0 || net_is_own_address(t);
+        }
+        if (ours) {
+            char a[80];
+            dc_format_addr(t, a, sizeof a);
+            snprintf(err, err_cap,
+                     "fronting loop: the fronting target %s is this proxy's own listener "
+                     "(bind-to port %u); every non-proxy connection would be fronted back to "
+                     "tgfront itself. Point [domain-fronting] host/ip and port at the real web "
+                     "server (for example host = \"127.0.0.1\", port = 8443)",
+                     a, (unsigned)bind_port);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, char *err,
+                            size_t err_cap)
+{
+    const char *host = cfg->fronting_host[0] ? cfg->fronting_host : cfg->secret.host;
+    char rerr[300];
+    int n = net_resolve(host, cfg->fronting_port, out, cap, rerr, sizeof rerr);
+    if (n < 0) {
+        snprintf(err, err_cap, "fronting target: %s (set [domain-fronting] host or ip)", rerr);
+        return -1;
+    }
+    if (check_fronting_loop(cfg, out, (size_t)n, err, err_cap) < 0)
+        return -1;
+    return n;
+}
+
+static void on_listener(loop_watch *w, uint32_t ev);
+static void on_stats_listener(loop_watch *w, uint32_t ev) { (void)ev; stats_accept(w->ctx); }
+
+static void on_tick(loop *l, void *ctx)
+{
+    server *s = ctx;
+    uint64_t now = l->now_ms;
+    for (conn *c = s->active, *next; c; c = next) {
+        next = c->next;
+        conn_check_deadline(c, now);
+    }
+    stats_check_deadlines(s, now);
+    if (s->accept_paused) {
+        s->accept_paused = 0;
+        server_update_accept(s);
+    }
+    if (s->draining) {
+        if (now >= s->drain_deadline_ms) {
+            for (conn *c = s->active, *next; c; c = next) {
+                next = c->next;
+                conn_close(c, CLOSE_SHUTDOWN, 0, 0);
+            }
+        }
+        if (!s->active)
+            loop_stop(l);
+    }
+}
+
+static void begin_drain(server *s, int immediate)
+{
+    if (s->draining && !immediate)
+        immediate = 1;   /* a second signal: stop now */
+    if (!s->draining)
+        log_info("main", "shutting down: no new connections, %zu open", s->open_conns);
+    s->draining = 1;
+    s->drain_deadline_ms = immediate ? s->loop.now_ms : s->loop.now_ms + SERVER_DRAIN_MS;
+    if (s->listener.fd >= 0) {
+        loop_watch_remove(&s->loop, &s->listener);
+        close(s->listener.fd);
+        s->listener.fd = -1;
+    }
+    if (s->stats_listener.fd >= 0) {
+        loop_watch_remove(&s->loop, &s->stats_listener);
+        close(s->stats_listener.fd);
+        s->stats_listener.fd = -1;
+    }
+    if (!s->active)
+        loop_stop(&s->loop);
+}
+
+static void on_signal(loop *l, int signo, void *ctx)
+{
+    server *s = ctx;
+    (void)l;
+    if (signo == SIGTERM || signo == SIGINT)
+        begin_drain(s, 0);
+    else if (signo == SIGHUP)
+        log_info("main", "SIGHUP: configuration reload is not implemented yet; ignored");
+}
+
+static void after_batch(loop *l, void *ctx)
+{
+    (void)l;
+    conn_reap(ctx);
+}
+
+void server_update_accept(server *s)
+{
+    if (s->listener.fd < 0)
+        return;
+    uint32_t want = s->accept_paused ? 0 : EPOLLIN;
+    if (loop_watch_set(&s->loop, &s->listener, want) < 0)
+        log_warn("main", "epoll_ctl on listener: %s", strerror(errno));
+}
+
+static void on_listener(loop_watch *w, uint32_t ev)
+{
+    server *s = w->ctx;
+    (void)ev;
+    for (int i = 0; i < SERVER_ACCEPT_BATCH && s->listener.fd >= 0; i++) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd = accept4(s->listener.fd, (struct sockaddr *)&addr, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting until the next tick
+                 * instead of spinning on a listener that stays readable. */
+                log_warn("main", "accept: %s; pausing accepts", strerror(errno));
+                s->accept_paused = 1;
+                server_update_accept(s);
+            }
+            return;
+        }
+        conn_accept(s, fd, (struct sockaddr *)&addr, len);
+    }
+}
+
+int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->listener.fd = -1;
+    s->stats_listener.fd = -1;
+    pool_init(&s->pool, POOL_KEEP_BLOCKS);
+    metrics_init(&s->metrics);
+
+    const char *front_host = cfg->fronting_host[0] ? cfg->fronting_host : cfg->secret.host;
+    int n = server_resolve_fronting(cfg, s->front_addrs, SERVER_MAX_FRONT_ADDRS, err, err_cap);
+    if (n < 0)
+        return -1;
+    s->front_count = (size_t)n;
+
+    if (cfg->antireplay_enabled) {
+        s->replay = replay_create(cfg->antireplay_max_size, cfg->antireplay_error_rate);
+        if (!s->replay) {
+            snprintf(err, err_cap, "cannot create the anti-replay filter (max-size %llu bytes)",
+                     (unsigned long long)cfg->antireplay_max_size);
+            return -1;
+        }
+    }
+
+    if (loop_init(&s->loop, SERVER_TICK_MS) < 0) {
+        snprintf(err, err_cap, "event loop: %s", strerror(errno));
+        return -1;
+    }
+    s->loop.on_tick = on_tick;
+    s->loop.on_signal = on_signal;
+    s->loop.after_batch = after_batch;
+    s->loop.ctx = s;
+
+    char addr[80];
+    dc_format_addr((const struct sockaddr *)&cfg->bind_addr, addr, sizeof addr);
+    int fd = net_listen((const struct sockaddr *)&cfg->bind_addr, cfg->bind_len, SERVER_BACKLOG);
+    if (fd < 0) {
+        snprintf(err, err_cap, "cannot listen on %s (bind-to): %s", addr, strerror(errno));
+        return -1;
+    }
+    s->listener.fd = fd;
+    s->listener.fn = on_listener;
+    s->listener.ctx = s;
+    server_update_accept(s);
+
+    if (cfg->prometheus_enabled) {
+        char saddr[80];
+        dc_format_addr((const struct sockaddr *)&cfg->prometheus_bind, saddr, sizeof saddr);
+        fd = net_listen((const struct sockaddr *)&cfg->prometheus_bind, cfg->prometheus_bind_len, 64);
+        if (fd < 0) {
+            snprintf(err, err_cap, "cannot listen on %s ([stats.prometheus] bind-to): %s", saddr,
+                     strerror(errno));
+            return -1;
+        }
+        s->stats_listener.fd = fd;
+        s->stats_listener.fn = on_stats_listener;
+        s->stats_listener.ctx = s;
+        loop_watch_set(&s->loop, &s->stats_listener, EPOLLIN);
+        log_info("main", "prometheus metrics on http://%s%s", saddr, cfg->prometheus_path);
+    }
+
+    char faddr[80];
+    dc_format_addr((const struct sockaddr *)&s->front_addrs[0].addr, faddr, sizeof faddr);
+    log_info("main", "listening on %s; fronting to %s (%s)%s; anti-replay %s; AES %s", addr,
+             front_host, faddr, cfg->fronting_proxy_protocol ? " with PROXY v2" : "",
+             s->replay ? "on" : "off", crypto_aes_impl());
+    return 0;
+}
+
+int server_run(server *s)
+{
+    if (loop_run(&s->loop) < 0) {
+        log_error("main", "event loop failed: %s", strerror(errno));
+        return 1;
+    }
+    log_info("main", "stopped");
+    return s->exit_code;
+}
+
+void server_destroy(server *s)
+{
+    for (conn *c = s->active, *next; c; c = next) {
+        next = c->next;
+        conn_close(c, CLOSE_SHUTDOWN, 0, 0);
+    }
+    conn_reap(s);
+    stats_close_all(s);
+    if (s->listener.fd >= 0)
+        close(s->listener.fd);
+    if (s->stats_listener.fd >= 0)
+        close(s->stats_listener.fd);
+    loop_close(&s->loop);
+    if (s->replay)
+        replay_destroy(s->replay);
+    pool_destroy(&s->pool);
+}

@@ -1,0 +1,65 @@
+/* server: one event loop's shared state: listeners, the connection list, the
+ * buffer pool, metrics, the anti-replay filter and the fronting target.
+ * Several servers (one per core) can later share the replay filter and
+ * render their metrics together; nothing here is global. */
+#ifndef TGF_SERVER_H
+#define TGF_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+#include "metrics.h"
+#include "pool.h"
+#include "replay.h"
+
+#define SERVER_MAX_FRONT_ADDRS 8
+#define SERVER_DRAIN_MS 5000       /* SIGTERM: time given to open connections */
+#define SERVER_TICK_MS 200
+
+struct conn;
+struct stats_conn;
+
+typedef struct server {
+    loop loop;
+    const tgf_config *cfg;
+    pool pool;
+    metrics metrics;
+    replay_filter *replay;            /* NULL when anti-replay is off */
+
+    loop_watch listener;
+    loop_watch stats_listener;        /* fd -1 when stats are off */
+
+    dc_addr front_addrs[SERVER_MAX_FRONT_ADDRS];
+    size_t front_count;
+
+    struct conn *active;              /* doubly linked */
+    struct conn *dead;                /* closed, freed after the event batch */
+    size_t inspected;                 /* connections counted by concurrency */
+    size_t open_conns;
+    struct stats_conn *stats_conns;
+
+    int accept_paused;                /* EMFILE/ENFILE: resumed on a tick */
+    int draining;
+    uint64_t drain_deadline_ms;
+    int exit_code;
+} server;
+
+/* Resolves the fronting target, refuses a fronting loop, opens the listeners
+ * (and stats), creates the replay filter. err gets one line on failure. */
+int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap);
+/* Resolves the fronting target ([domain-fronting] host/ip, else the secret's
+ * hostname) and refuses a target that is this proxy itself. Returns the
+ * address count, or -1 with err set. Blocking (start-up and doctor only). */
+int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, char *err,
+                            size_t err_cap);
+
+/* Runs until SIGTERM/SIGINT and the drain are done. Returns the exit code. */
+int server_run(server *s);
+void server_destroy(server *s);
+
+/* Pause/resume accepting (EMFILE handling and shutdown). */
+void server_update_accept(server *s);
+
+#endif
