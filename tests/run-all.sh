@@ -1,0 +1,68 @@
+#!/bin/sh
+# tests/run-all.sh: every test of the project, as CI runs it (.ci/run calls
+# this). Installs what it needs on Debian, builds, then runs each suite:
+#   unit (musl), unit (ASan+UBSan), integration (musl), integration (ASan),
+#   interop (mtcute), fuzz smoke, image smoke.
+# Each suite prints its own runner's summary; the last line counts suites.
+# TGF_SKIP="image interop" skips suites by name (for quick local runs only).
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LOG_DIR=$ROOT/out/test-logs
+mkdir -p "$LOG_DIR"
+
+passed=0
+failed=0
+failed_names=""
+
+skipped() {
+    case " ${TGF_SKIP:-} " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
+suite() {
+    name=$1
+    shift
+    if skipped "$name"; then
+        echo "=== suite $name: skipped (TGF_SKIP)"
+        return 0
+    fi
+    echo "=== suite $name: $*"
+    start=$(date +%s)
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "=== suite $name: ok ($(( $(date +%s) - start )) s)"
+    else
+        failed=$((failed + 1))
+        failed_names="$failed_names $name"
+        echo "=== suite $name: FAILED ($(( $(date +%s) - start )) s)"
+    fi
+}
+
+build_all() {
+    ./build.sh daemon
+}
+
+integration() {
+    TGFRONT_BIN=$1 sh tests/integration/run.sh
+}
+
+fuzz_smoke() {
+    ./build.sh fuzz && sh fuzz/run-smoke.sh "${FUZZ_SECONDS:-10}"
+}
+
+suite build build_all
+suite unit ./build.sh unit
+suite unit-asan ./build.sh asan
+suite integration integration "$ROOT/out/musl/tgfront"
+suite integration-asan integration "$ROOT/out/asan/tgfront"
+suite interop sh tests/interop/run.sh
+suite fuzz fuzz_smoke
+suite image sh ci/smoke.sh
+
+if [ "$failed" -ne 0 ]; then
+    echo "failed suites:$failed_names"
+fi
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
