@@ -1,0 +1,41 @@
+# tgfront appliance: tgfront (FakeTLS MTProto proxy, owns :443) + Caddy (the
+# real website on 127.0.0.1:8443 and :80) under s6, configured by /init from
+# the environment (DOMAIN, SECRET, ...; see README).
+#
+#   docker build -t tgfront .
+#
+# The builder stage runs build.sh (the same build as on a Debian machine) and
+# the final stage is FROM scratch with the assembled root. Where no image
+# registry is reachable, make the base with ci/make-base.sh (debootstrap from
+# the local apt mirror) and build with --build-arg BASE=tgfront-builder-base:bookworm
+# (./build.sh image does both).
+ARG BASE=debian:bookworm
+
+FROM ${BASE} AS builder
+ENV DEBIAN_FRONTEND=noninteractive
+WORKDIR /src
+# Prerequisites first, in their own layer (cached while build/ is unchanged):
+# compilers and BearSSL's source, s6/execline/busybox/CA certificates, Caddy
+# from Debian testing.
+COPY build.sh Makefile ./
+COPY build/ build/
+RUN sh -ec '. build/daemon.sh; daemon_setup; . build/image.sh; image_prereqs; mkdir -p out/cache; image_caddy_fetch'
+COPY . .
+RUN ./build.sh rootfs
+
+FROM scratch
+COPY --from=builder /src/out/rootfs/ /
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="tgfront" \
+      org.opencontainers.image.description="Telegram FakeTLS proxy and a real HTTPS website (Caddy) sharing one :443" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.documentation="README.md in the source tree"
+ENV PATH=/usr/bin:/bin:/usr/sbin:/sbin
+EXPOSE 80 443
+VOLUME ["/data"]
+# tgfront connects to every address /init wrote: its own HTTPS port, Caddy's
+# loopback TLS port and Caddy's HTTP port.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/bin/sh", "-c", "exec /usr/bin/tgfront healthcheck $(cat /run/tgfront/healthcheck)"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/init"]

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Image smoke test helper: a FakeTLS client using SECRET connects to the
+proxy, asks for DC 2, and must reach a fake datacenter (started here, on the
+address TG_DATACENTERS points at) and round-trip random data.
+
+Run inside the container's network namespace:
+  faketls_check.py --secret S --proxy 127.0.0.1:443 --dc-listen 127.0.0.1:4430
+Prints one line; exit 0 on success.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "integration"))
+import fakedc  # noqa: E402
+import tgclient  # noqa: E402
+
+
+def hostport(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--secret", required=True)
+    ap.add_argument("--proxy", default="127.0.0.1:443")
+    ap.add_argument("--dc-listen", default="127.0.0.1:4430")
+    ap.add_argument("--dc", type=int, default=2)
+    a = ap.parse_args()
+
+    key, host = tgclient.parse_secret(a.secret)
+    dc = fakedc.FakeDC(*hostport(a.dc_listen), mode="echo").start()
+    try:
+        c = tgclient.FakeTLSClient(hostport(a.proxy), tgclient.make_secret(host, key),
+                                   dc=a.dc, timeout=10.0)
+        c.connect()
+        total = 0
+        for size in (1, 100, 4096, 70000):
+            data = os.urandom(size)
+            c.send(data)
+            back = c.recv_exact(size)
+            if back != data:
+                print("FAIL: echoed data differs (size %d)" % size)
+                return 1
+            total += size
+        c.close()
+        seen = dc.wait_for(lambda conns: [x for x in conns if x.dc is not None], 5.0)
+        if not seen:
+            print("FAIL: the fake datacenter saw no obfuscated2 connection")
+            return 1
+        if abs(seen[0].dc) != a.dc:
+            print("FAIL: the fake datacenter saw DC %r, want %d" % (seen[0].dc, a.dc))
+            return 1
+        print("round-tripped %d bytes through DC %d" % (total, a.dc))
+        return 0
+    except Exception as e:  # report any failure as one line
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        return 1
+    finally:
+        dc.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+#!/bin/sh
+# ci/smoke.sh: smoke tests of the appliance image, as a user would run it.
+#
+#   ci/smoke.sh            build the image (./build.sh image), then test it
+#   SMOKE_BUILD=0 ci/smoke.sh   test an existing image ($IMAGE_TAG)
+#
+# Engine: docker when `docker info` works, else podman (runc, ci/containers.conf);
+# ENGINE=docker|podman overrides. The container under test runs in a network
+# namespace that has only loopback, together with the fake Telegram
+# datacenter, so nothing can reach a real datacenter or ACME server:
+#   podman: ip netns add NAME; podman run --network ns:/run/netns/NAME
+#   docker: --network none, and the test clients enter the container's netns
+# Each check prints "ok" or "FAIL"; the last line is "N passed, N failed" and
+# the exit code is non-zero when anything failed. Everything created here
+# (containers, volume, netns) is removed by name on exit.
+set -eu
+cd "$(dirname "$0")/.."
+. ./build/image.sh
+
+TEST_DOMAIN=tgfront.test
+OTHER_DOMAIN=other.example
+RUN_ID=$$
+NS=tgfront-smoke-$RUN_ID
+CTR=tgfront-smoke-$RUN_ID
+CTR2=tgfront-smoke2-$RUN_ID
+VOL=tgfront-smoke-$RUN_ID
+WORK=$(mktemp -d /tmp/tgfront-smoke.XXXXXX)
+DC_PORT=4430
+PASSED=0
+FAILED=0
+NS_CREATED=0
+
+# --- reporting -------------------------------------------------------------------
+
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok   - $*"
+}
+
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "FAIL - $*"
+}
+
+info() {
+    echo "     $*"
+}
+
+now_ms() {
+    echo $(($(date +%s%N) / 1000000))
+}
+
+# --- setup and cleanup -----------------------------------------------------------
+
+need_tools() {
+    missing=
+    command -v curl >/dev/null 2>&1 || missing="$missing curl"
+    command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+    command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
+    command -v gzip >/dev/null 2>&1 || missing="$missing gzip"
+    command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+    /usr/bin/python3 -c 'import cryptography' 2>/dev/null || missing="$missing python3-cryptography"
+    command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+    if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
+        command -v podman >/dev/null 2>&1 || missing="$missing podman"
+        command -v runc >/dev/null 2>&1 || missing="$missing runc"
+    fi
+    [ -z "$missing" ] || image_apt_install $missing
+    image_engine_setup || image_die "neither a working docker nor podman"
+    echo "smoke: engine $ENGINE, image $IMAGE_TAG"
+}
+
+cleanup() {
+    set +e
+    for c in "$CTR" "$CTR2"; do
+        $ENGINE rm -f "$c" >/dev/null 2>&1
+    done
+    $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
+    [ "$NS_CREATED" = 0 ] || ip netns del "$NS" 2>/dev/null
+    rm -rf "$WORK"
+}
+
+make_netns() {
+    [ "$ENGINE" = podman ] || return 0
+    ip netns add "$NS" || image_die "cannot create network namespace $NS (needs root)"
+    NS_CREATED=1
+    ip -n "$NS" link set lo up
+}
+
+# Network options for the container under test: loopback only.
+net_opts() {
+    if [ "$ENGINE" = podman ]; then
+        echo "--network ns:/run/netns/$NS"
+    else
+        echo "--network none"
+    fi
+}
+
+# in_ns CONTAINER CMD...: runs a host command inside the test netns.
+in_ns() {
+    c=$1
+    shift
+    if [ "$ENGINE" = podman ]; then
+        ip netns exec "$NS" "$@"
+    else
+        pid=$($ENGINE inspect --format '{{.State.Pid}}' "$c")
+        nsenter --net="/proc/$pid/ns/net" "$@"
+    fi
+}
+
+build_image() {
+    if [ "${SMOKE_BUILD:-1}" = 0 ]; then
+        $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_die "SMOKE_BUILD=0 but $IMAGE_TAG does not exist"
+        return 0
+    fi
+    t0=$(now_ms)
+    if ./build.sh image >"$WORK/build.log" 2>&1; then
+        ok "image builds from the Dockerfile ($(( ($(now_ms) - t0) / 1000 )) s)"
+    else
+        tail -n 30 "$WORK/build.log"
+        fail "image build (./build.sh image)"
+        echo "$PASSED passed, $FAILED failed"
+        exit 1
+    fi
+}
+
+# --- checks ------------------------------------------------------------------------
+
+check_metadata() {
+    f='{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}} {{json .Config.Volumes}} {{json .Config.Healthcheck}} {{json .Config.StopSignal}}'
+    meta=$($ENGINE image inspect --format "$f" "$IMAGE_TAG" 2>&1) || meta=
+    case $meta in
+        *'["/init"]'*'80/tcp'*'443/tcp'*'/data'*'healthcheck'*) ok "image metadata: entrypoint /init, EXPOSE 80 443, VOLUME /data, HEALTHCHECK" ;;
+        *) fail "image metadata: $meta" ;;
+    esac
+}
+
+# expect_fail NAME WANT ENV...: the container exits non-zero within 10 s with
+# one "init: error:" line containing WANT.
+expect_fail() {
+    name=$1 want=$2
+    shift 2
+    t0=$(now_ms)
+    rc=0
+    timeout 30 $ENGINE run --rm --network none "$@" "$IMAGE_TAG" >"$WORK/fail.out" 2>&1 || rc=$?
+    dt=$(( $(now_ms) - t0 ))
+    lines=$(grep -c 'init: error:' "$WORK/fail.out" || true)
+    msg=$(grep 'init: error:' "$WORK/fail.out" | head -n 1)
+    if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$dt" -lt 10000 ] && [ "$lines" = 1 ] &&
+        grep -q -- "$want" "$WORK/fail.out"; then
+        ok "$name: exit $rc in $dt ms: $msg"
+    else
+        fail "$name: exit $rc in $dt ms, output: $(head -c 400 "$WORK/fail.out")"
+    fi
+}
+
+check_bad_config() {
+    expect_fail "missing DOMAIN fails fast" "DOMAIN is required"
+    expect_fail "bad SECRET fails fast" "SECRET" -e DOMAIN=$TEST_DOMAIN -e SECRET=not-a-secret!
+    other=ee0123456789abcdef0123456789abcdef$(printf '%s' "$OTHER_DOMAIN" | od -An -v -tx1 | tr -d ' \n')
+    expect_fail "SECRET for another domain fails fast" "expected ee0123456789abcdef0123456789abcdef" \
+        -e DOMAIN=$TEST_DOMAIN -e "SECRET=$other"
+    expect_fail "injection attempt in EMAIL is rejected" "EMAIL" \
+        -e DOMAIN=$TEST_DOMAIN -e 'EMAIL=a@b.c
+acme_ca http://evil'
+}
+
+# start_main NAME: the deployment under test (TLS=internal, fake DC).
+start_main() {
+    # shellcheck disable=SC2046 # net_opts is a list of words
+    $ENGINE run -d --name "$1" $(net_opts) -v "$VOL:/data" \
+        -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
+        "$IMAGE_TAG" >/dev/null
+}
+
+# https_get CONTAINER [CURL ARGS...]: GET https://DOMAIN/ through :443.
+https_get() {
+    c=$1
+    shift
+    in_ns "$c" curl -sS --max-time 5 --resolve "$TEST_DOMAIN:443:127.0.0.1" "$@" "https://$TEST_DOMAIN/"
+}
+
+check_start() {
+    t0=$(now_ms)
+    start_main "$CTR" || { fail "container starts"; return 1; }
+    i=0
+    while [ $i -lt 300 ]; do
+        if https_get "$CTR" -k -o /dev/null 2>/dev/null; then
+            STARTUP_MS=$(( $(now_ms) - t0 ))
+            ok "first HTTPS answer through :443 after $STARTUP_MS ms"
+            return 0
+        fi
+        if [ "$($ENGINE inspect --format '{{.State.Running}}' "$CTR")" != true ]; then
+            $ENGINE logs "$CTR" 2>&1 | tail -n 20
+            fail "container exited during start-up"
+            return 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    $ENGINE logs "$CTR" 2>&1 | tail -n 20
+    fail "no HTTPS answer through :443 within 30 s"
+    return 1
+}
+
+check_https() {
+    $ENGINE cp "$CTR:/data/caddy/pki/authorities/local/root.crt" "$WORK/root.crt" 2>/dev/null ||
+        { fail "copy Caddy's local root CA out of the container"; return 0; }
+    if https_get "$CTR" --cacert "$WORK/root.crt" -D "$WORK/https.hdr" -o "$WORK/https.body" &&
+        grep -q '<h1>Welcome</h1>' "$WORK/https.body" && head -n 1 "$WORK/https.hdr" | grep -q ' 200'; then
+        ok "https://$TEST_DOMAIN through :443 (verified with the container's CA) returns the default page"
+    else
+        fail "https://$TEST_DOMAIN through :443: $(head -n 1 "$WORK/https.hdr" 2>/dev/null)"
+    fi
+}
+
+check_redirect() {
+    url="http://$TEST_DOMAIN/any/path?q=1"
+    in_ns "$CTR" curl -sS --max-time 5 --resolve "$TEST_DOMAIN:80:127.0.0.1" -D "$WORK/http.hdr" -o /dev/null "$url" || true
+    loc=$(tr -d '\r' <"$WORK/http.hdr" | sed -n 's/^[Ll]ocation: //p')
+    if head -n 1 "$WORK/http.hdr" | grep -q ' 30[178]' && [ "$loc" = "https://$TEST_DOMAIN/any/path?q=1" ]; then
+        ok "$url redirects to $loc"
+    else
+        fail "redirect: $(head -n 1 "$WORK/http.hdr" 2>/dev/null) Location '$loc'"
+    fi
+    if cat "$WORK/http.hdr" "$WORK/https.hdr" "$WORK/https.body" 2>/dev/null | grep -q ':8443'; then
+        fail "a response mentions :8443"
+    elif grep -qi '^alt-svc' "$WORK/https.hdr" 2>/dev/null; then
+        fail "HTTPS response carries Alt-Svc: $(grep -i '^alt-svc' "$WORK/https.hdr")"
+    else
+        ok "no response carries :8443 (and no Alt-Svc header)"
+    fi
+}
+
+# A probe with the right SNI and no secret, from 127.0.0.2: Caddy answers,
+# and its access log names 127.0.0.2 (the PROXY v2 header from tgfront).
+check_probe() {
+    marker="probe-$RUN_ID"
+    if https_get "$CTR" -k --interface 127.0.0.2 -A "$marker" -o /dev/null -w '%{http_code}' >"$WORK/probe.code" &&
+        [ "$(cat "$WORK/probe.code")" = 200 ]; then
+        sleep 0.5
+        line=$($ENGINE logs "$CTR" 2>&1 | grep "$marker" | grep '"http.log.access' | tail -n 1)
+        case $line in
+            *'"remote_ip":"127.0.0.2"'*) ok "probe without secret reaches Caddy; access log shows the prober's address 127.0.0.2" ;;
+            *) fail "access log line for the probe lacks remote_ip 127.0.0.2: ${line:-none}" ;;
+        esac
+    else
+        fail "probe with the right SNI and no secret got no HTTP answer"
+    fi
+}
+
+# Secrets from the printed links (hex and base64 forms), one per line.
+link_secrets() {
+    $ENGINE logs "$1" 2>&1 | sed -n 's/.*tg:\/\/proxy?[^ ]*secret=\([A-Za-z0-9_=-]*\).*/\1/p' | awk '!seen[$0]++'
+}
+
+check_faketls() {
+    secrets=$(link_secrets "$CTR")
+    [ -n "$secrets" ] || { fail "no tg:// link printed at start"; return 0; }
+    for s in $secrets; do
+        out=$(in_ns "$CTR" /usr/bin/python3 ci/faketls_check.py --secret "$s" \
+            --proxy 127.0.0.1:443 --dc-listen "127.0.0.1:$DC_PORT" 2>&1) && rc=0 || rc=$?
+        if [ "$rc" = 0 ]; then
+            ok "FakeTLS client with the link's secret ${s%"${s#????????}"}... reaches the fake DC: $out"
+        else
+            fail "FakeTLS client with the link's secret $s: $out"
+        fi
+    done
+}
+
+# kill_and_wait PROC: kills PROC inside the container; s6 must restart it.
+kill_and_wait() {
+    proc=$1
+    old=$($ENGINE exec "$CTR" pidof "$proc" 2>/dev/null || true)
+    [ -n "$old" ] || { fail "no $proc process inside the container"; return 0; }
+    $ENGINE exec "$CTR" kill -KILL $old
+    t0=$(now_ms)
+    i=0
+    while [ $i -lt 100 ]; do
+        new=$($ENGINE exec "$CTR" pidof "$proc" 2>/dev/null || true)
+        if [ -n "$new" ] && [ "$new" != "$old" ] && https_get "$CTR" -k -o /dev/null 2>/dev/null; then
+            ok "$proc killed (pid $old) and back (pid $new), serving again after $(( $(now_ms) - t0 )) ms"
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    fail "$proc did not come back within 10 s"
+}
+
+check_restarts() {
+    kill_and_wait caddy
+    kill_and_wait tgfront
+    check_faketls
+}
+
+check_health() {
+    if [ "$ENGINE" = podman ]; then
+        out=$($ENGINE healthcheck run "$CTR" 2>&1) && rc=0 || rc=$?
+    else
+        out=$($ENGINE exec "$CTR" /bin/sh -c 'exec /usr/bin/tgfront healthcheck $(cat /run/tgfront/healthcheck)' 2>&1) && rc=0 || rc=$?
+    fi
+    if [ "$rc" = 0 ]; then
+        ok "HEALTHCHECK (tgfront healthcheck) reports healthy"
+    else
+        fail "HEALTHCHECK: exit $rc $out"
+    fi
+}
+
+# The rendered Caddyfile: caddy validate passes; the adapted JSON has no
+# redirect server on 127.0.0.1:80, proxy_protocol before tls, h1/h2 only.
+check_caddy_config() {
+    if $ENGINE exec -e XDG_DATA_HOME=/tmp/validate -e XDG_CONFIG_HOME=/tmp/validate "$CTR" \
+        caddy validate --config /run/caddy/Caddyfile --adapter caddyfile >"$WORK/validate.out" 2>&1; then
+        ok "caddy validate accepts the rendered Caddyfile"
+    else
+        fail "caddy validate: $(tail -n 3 "$WORK/validate.out")"
+    fi
+    $ENGINE exec "$CTR" caddy adapt --config /run/caddy/Caddyfile --adapter caddyfile >"$WORK/adapted.json" 2>/dev/null || true
+    res=$(/usr/bin/python3 - "$WORK/adapted.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+servers = d["apps"]["http"]["servers"]
+listens = [a for s in servers.values() for a in s["listen"]]
+tls = [s for s in servers.values() if "127.0.0.1:8443" in s["listen"]]
+problems = []
+if any(a.startswith("127.0.0.1:80") and a != "127.0.0.1:8443" for a in listens):
+    problems.append("a server listens on 127.0.0.1:80")
+if not tls:
+    problems.append("no server on 127.0.0.1:8443")
+else:
+    w = [x["wrapper"] for x in tls[0].get("listener_wrappers", [])]
+    if w[:2] != ["proxy_protocol", "tls"]:
+        problems.append("listener wrappers %r" % w)
+    pp = tls[0]["listener_wrappers"][0] if w else {}
+    if pp.get("fallback_policy", "").upper() != "REQUIRE" or pp.get("allow"):
+        problems.append("proxy_protocol policy %r" % pp)
+    if sorted(tls[0].get("protocols", [])) != ["h1", "h2"]:
+        problems.append("protocols %r" % tls[0].get("protocols"))
+if d.get("admin", {}).get("disabled") is not True:
+    problems.append("admin endpoint enabled")
+print("; ".join(problems) or "fine: listeners %s" % listens)
+EOF
+) || res="cannot parse caddy adapt output"
+    case $res in
+        fine*) ok "adapted Caddy config: no 127.0.0.1:80 server, proxy_protocol(require) before tls, h1 h2, admin off ($res)" ;;
+        *) fail "adapted Caddy config: $res" ;;
+    esac
+}
+
+# stop_timed NAME: stop exits 0 within 10 s.
+stop_timed() {
+    t0=$(now_ms)
+    $ENGINE stop -t 10 "$1" >/dev/null 2>&1 || true
+    dt=$(( $(now_ms) - t0 ))
+    code=$($ENGINE inspect --format '{{.State.ExitCode}}' "$1" 2>/dev/null || echo '?')
+    if [ "$code" = 0 ] && [ "$dt" -lt 10000 ]; then
+        ok "$ENGINE stop: exit code 0 after $dt ms"
+    else
+        fail "$ENGINE stop: exit code $code after $dt ms"
+    fi
+}
+
+check_persistence() {
+    first=$(link_secrets "$CTR" | head -n 1)
+    stored=$($ENGINE exec "$CTR" cat /data/tgfront/secret 2>/dev/null || true)
+    stop_timed "$CTR"
+    start_main "$CTR2" || { fail "second container starts"; return 0; }
+    i=0
+    while [ $i -lt 100 ] && [ -z "$(link_secrets "$CTR2")" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    second=$(link_secrets "$CTR2" | head -n 1)
+    if [ -n "$first" ] && [ "$first" = "$second" ] && [ -n "$stored" ]; then
+        ok "generated secret persists in the volume across a restart ($($ENGINE logs "$CTR2" 2>&1 | grep -o 'secret stored in [^ ]*' | head -n 1))"
+    else
+        fail "secret after restart: first '$first', second '$second', stored '$stored'"
+    fi
+    stop_timed "$CTR2"
+}
+
+report_size() {
+    unpacked=$($ENGINE image inspect --format '{{.Size}}' "$IMAGE_TAG")
+    compressed=$($ENGINE save "$IMAGE_TAG" 2>/dev/null | gzip -c | wc -c)
+    info "image size: $((unpacked / 1000000)) MB unpacked ($unpacked bytes), $((compressed / 1000000)) MB compressed ($compressed bytes, $ENGINE save | gzip)"
+    [ -z "${STARTUP_MS:-}" ] || info "start-up to first HTTPS answer: $STARTUP_MS ms"
+    # shellcheck disable=SC2046
+    info "tested: $ENGINE run -d $(net_opts) -v VOLUME:/data -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS=2=127.0.0.1:$DC_PORT $IMAGE_TAG"
+}
+
+main() {
+    need_tools
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    build_image
+    check_metadata
+    check_bad_config
+    make_netns
+    if check_start; then
+        check_https
+        check_redirect
+        check_probe
+        check_faketls
+        check_caddy_config
+        check_health
+        check_restarts
+        check_persistence
+    fi
+    report_size
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+}
+
+main "$@"
