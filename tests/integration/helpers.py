@@ -1,0 +1,111 @@
+"""Small helpers shared by the integration tests."""
+
+import os
+import socket
+import threading
+import time
+
+
+def raw_connect(addr, timeout=5.0):
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(addr)
+    return s
+
+
+def backend_conn_for(backend, sock, timeout=5.0):
+    """The backend connection whose PROXY header names sock's local port."""
+    lport = sock.getsockname()[1]
+    return backend.wait_conn_with(lambda c: c.proxy is not None and c.proxy.sport == lport,
+                                  timeout)
+
+
+def wait_data(backend, conn, want, timeout=5.0):
+    """Waits until conn.data has at least len(want) bytes; returns them."""
+    backend.wait_for(lambda _: len(conn.data) >= len(want) or conn.done, timeout)
+    return bytes(conn.data)
+
+
+def check_proxy_header(conn, client_sock, backend, family="TCP4"):
+    h = conn.proxy
+    assert h is not None, "no PROXY v2 header (error: %s)" % conn.proxy_error
+    assert h.version_cmd == 0x21, "PROXY ver/cmd 0x%02x, want 0x21" % h.version_cmd
+    assert h.family == family, "PROXY family %s, want %s" % (h.family, family)
+    chost, cport = client_sock.getsockname()[:2]
+    assert (h.src, h.sport) == (chost, cport), "PROXY src %s:%s, client is %s:%s" % (
+        h.src, h.sport, chost, cport)
+    assert (h.dst, h.dport) == (backend.host, backend.port), \
+        "PROXY dst %s:%s, backend is %s:%s" % (h.dst, h.dport, backend.host, backend.port)
+
+
+def assert_fronted(backend, sock, sent, family="TCP4", timeout=5.0):
+    """sent reached the backend byte for byte after a correct PROXY header."""
+    conn = backend_conn_for(backend, sock, timeout)
+    assert conn is not None, "no fronted connection reached the backend"
+    check_proxy_header(conn, sock, backend, family)
+    got = wait_data(backend, conn, sent, timeout)
+    assert got == sent, "backend got %d bytes, client sent %d; first diff at %s" % (
+        len(got), len(sent), first_diff(got, sent))
+    return conn
+
+
+def first_diff(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def recv_n(sock, n, timeout=5.0):
+    sock.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        c = sock.recv(n - len(buf))
+        if not c:
+            break
+        buf += c
+    return bytes(buf)
+
+
+def sees_eof(sock, timeout=5.0):
+    """True if the peer closes (FIN or RST) within timeout; discards data."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        sock.settimeout(left)
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+
+def round_trip(client, data, chunk=None):
+    """Sends data through the relay (echoed by the fake DC) while reading the
+    echo in this thread; returns the bytes read back."""
+    err = []
+
+    def sender():
+        try:
+            step = chunk or len(data) or 1
+            for i in range(0, len(data), step):
+                client.send(data[i:i + step])
+        except Exception as e:  # surfaced by the caller
+            err.append(e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    got = client.recv_exact(len(data)) if data else b""
+    t.join(10)
+    if err:
+        raise err[0]
+    return got
+
+
+def rand(n):
+    return os.urandom(n)

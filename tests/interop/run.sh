@@ -1,0 +1,145 @@
+#!/bin/sh
+# Interop: mtcute (pinned in tests/interop/mtcute/package.json) connects
+# through tgfront with an ee-secret using its FakeTLS MTProxy transport; the
+# fake DC must receive an intact first MTProto request.  Everything runs in a
+# fresh network namespace that has only loopback.
+# Env: TGFRONT_BIN (default out/musl/tgfront), PYTHON (default /usr/bin/python3)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+python=${PYTHON:-/usr/bin/python3}
+bin=${TGFRONT_BIN:-$root/out/musl/tgfront}
+case "$bin" in /*) ;; *) bin=$root/$bin ;; esac
+mtcute=$here/mtcute
+fakedc=$root/tests/integration/fakedc.py
+
+# ---- outside the namespace: dependencies, namespace, re-exec inside
+if [ -z "${TGF_INTEROP_INSIDE:-}" ]; then
+    if [ ! -x "$bin" ]; then
+        echo "interop: daemon binary $bin not found; build it first or set TGFRONT_BIN" >&2
+        exit 2
+    fi
+    command -v node >/dev/null 2>&1 || { echo "interop: node is not installed" >&2; exit 2; }
+    if [ ! -d "$mtcute/node_modules/@mtcute/node" ] || [ "$mtcute/package-lock.json" -nt "$mtcute/node_modules" ]; then
+        # --ignore-scripts: the native sqlite addon is not needed (MemoryStorage)
+        (cd "$mtcute" && npm ci --ignore-scripts --no-audit --no-fund >&2) || {
+            echo "interop: npm ci failed" >&2
+            exit 2
+        }
+    fi
+    ns="tgf-interop-$$"
+    cleanup() { ip netns delete "$ns" 2>/dev/null || true; }
+    trap cleanup EXIT INT TERM
+    ip netns add "$ns"
+    ip netns exec "$ns" ip link set lo up
+    status=0
+    ip netns exec "$ns" env TGF_INTEROP_INSIDE=1 TGFRONT_BIN="$bin" PYTHON="$python" \
+        sh "$0" "$@" || status=$?
+    exit "$status"
+fi
+
+# ---- inside the namespace
+work=$(mktemp -d /tmp/tgf-interop.XXXXXX)
+pids=""
+stop_all() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    pids=""
+}
+trap 'stop_all; rm -rf "$work"' EXIT INT TERM
+
+passed=0
+failed=0
+dc_port=4430
+proxy_port=4431
+front_port=4432
+key=$("$python" -c 'import os; print(os.urandom(16).hex())')
+host_hex=$(printf '%s' example.com | od -An -tx1 | tr -d ' \n')
+secret_hex="ee$key$host_hex"
+secret_b64=$("$python" -c 'import base64,sys; print(base64.urlsafe_b64encode(bytes.fromhex(sys.argv[1])).rstrip(b"=").decode())' "$secret_hex")
+
+write_config() {
+    cat > "$work/config.toml" <<CFG
+secret = "$secret_hex"
+bind-to = "127.0.0.1:$proxy_port"
+debug = true
+
+[domain-fronting]
+host = "127.0.0.1"
+port = $front_port
+
+[datacenters]
+1 = ["127.0.0.1:$dc_port"]
+2 = ["127.0.0.1:$dc_port"]
+3 = ["127.0.0.1:$dc_port"]
+4 = ["127.0.0.1:$dc_port"]
+5 = ["127.0.0.1:$dc_port"]
+CFG
+}
+
+wait_port() {
+    i=0
+    while [ $i -lt 100 ]; do
+        if "$python" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" 2>/dev/null; then
+            return 0
+        fi
+        i=$((i + 1))
+        sleep 0.1
+    done
+    return 1
+}
+
+# one case: $1 = name, $2 = secret text given to mtcute
+run_case() {
+    name=$1
+    status_file=$work/dc-$name.json
+    rm -f "$status_file"
+    "$python" "$fakedc" --port "$dc_port" --mode mtproto --status "$status_file" \
+        > "$work/fakedc-$name.log" 2>&1 &
+    pids="$pids $!"
+    "$bin" run "$work/config.toml" > "$work/tgfront-$name.log" 2>&1 &
+    tg_pid=$!
+    pids="$pids $tg_pid"
+    ok=1
+    if ! wait_port "$dc_port" || ! wait_port "$proxy_port"; then
+        echo "FAIL $name: fake DC or tgfront did not start" >&2
+        ok=0
+    elif ! (cd "$mtcute" && timeout 40 node connect.mjs 127.0.0.1 "$proxy_port" "$2" "$status_file" 25000); then
+        echo "FAIL $name: mtcute's request did not reach the fake DC intact" >&2
+        ok=0
+    fi
+    if ! kill -0 "$tg_pid" 2>/dev/null; then
+        echo "FAIL $name: tgfront died" >&2
+        ok=0
+    fi
+    kill -TERM "$tg_pid" 2>/dev/null || true
+    rc=0
+    wait "$tg_pid" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "FAIL $name: tgfront exit status $rc after SIGTERM" >&2
+        ok=0
+    fi
+    if grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error:' "$work/tgfront-$name.log"; then
+        echo "FAIL $name: sanitizer report" >&2
+        ok=0
+    fi
+    stop_all
+    if [ "$ok" -eq 1 ]; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "--- tgfront log ($name) ---" >&2
+        tail -n 40 "$work/tgfront-$name.log" >&2
+        echo "--- fake DC log ($name) ---" >&2
+        tail -n 20 "$work/fakedc-$name.log" >&2
+        failed=$((failed + 1))
+    fi
+}
+
+write_config
+run_case mtcute-hex-secret "$secret_hex"
+run_case mtcute-base64url-secret "$secret_b64"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
