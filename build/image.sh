@@ -287,6 +287,14 @@ image_engine_setup() {
     return 0
 }
 
+# The host's date checks for its mirror (a frozen snapshot mirror needs
+# Check-Valid-Until "false"), so apt in the builder accepts what the host's
+# apt accepts. Only these two options are carried over.
+image_base_apt_conf() {
+    echo "// Carried over from the build host's apt configuration by build/image.sh."
+    apt-config dump 2>/dev/null | grep -E '^Acquire::Check-(Valid-Until|Date) ' || true
+}
+
 # Creates $IMAGE_BASE (the Dockerfile's builder base) with debootstrap from
 # this machine's apt mirror when the engine does not have it yet.
 image_base() {
@@ -304,6 +312,7 @@ image_base() {
         image_die "debootstrap failed (log: $dir.log)"
     fi
     rm -f "$dir.log"
+    image_base_apt_conf >"$dir/etc/apt/apt.conf.d/99tgfront-host-mirror"
     rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
     if ! tar -C "$dir" -c . | $ENGINE import - "$IMAGE_BASE" >/dev/null; then
         rm -rf "$dir"

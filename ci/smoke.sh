@@ -34,16 +34,16 @@ NS_CREATED=0
 
 ok() {
     PASSED=$((PASSED + 1))
-    echo "ok   - $*"
+    printf "ok   - %s\n" "$*"
 }
 
 fail() {
     FAILED=$((FAILED + 1))
-    echo "FAIL - $*"
+    printf "FAIL - %s\n" "$*"
 }
 
 info() {
-    echo "     $*"
+    printf "     %s\n" "$*"
 }
 
 now_ms() {
@@ -129,10 +129,18 @@ build_image() {
 check_metadata() {
     f='{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}} {{json .Config.Volumes}} {{json .Config.Healthcheck}} {{json .Config.StopSignal}}'
     meta=$($ENGINE image inspect --format "$f" "$IMAGE_TAG" 2>&1) || meta=
-    case $meta in
-        *'["/init"]'*'80/tcp'*'443/tcp'*'/data'*'healthcheck'*) ok "image metadata: entrypoint /init, EXPOSE 80 443, VOLUME /data, HEALTHCHECK" ;;
-        *) fail "image metadata: $meta" ;;
-    esac
+    missing=
+    for want in '["/init"]' '"80/tcp"' '"443/tcp"' '"/data"' 'tgfront healthcheck' 'SIGTERM'; do
+        case $meta in
+            *"$want"*) ;;
+            *) missing="$missing $want" ;;
+        esac
+    done
+    if [ -z "$missing" ]; then
+        ok "image metadata: entrypoint /init, EXPOSE 80 443, VOLUME /data, HEALTHCHECK via tgfront, STOPSIGNAL"
+    else
+        fail "image metadata lacks$missing: $meta"
+    fi
 }
 
 # expect_fail NAME WANT ENV...: the container exits non-zero within 10 s with
@@ -170,7 +178,7 @@ start_main() {
     # shellcheck disable=SC2046 # net_opts is a list of words
     $ENGINE run -d --name "$1" $(net_opts) -v "$VOL:/data" \
         -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
-        "$IMAGE_TAG" >/dev/null
+        "$IMAGE_TAG" >/dev/null 2>"$WORK/run.err" || { cat "$WORK/run.err"; return 1; }
 }
 
 # https_get CONTAINER [CURL ARGS...]: GET https://DOMAIN/ through :443.
@@ -286,6 +294,17 @@ kill_and_wait() {
         i=$((i + 1))
     done
     fail "$proc did not come back within 10 s"
+}
+
+# tgfront must not keep root after binding.
+check_users() {
+    uid=$($ENGINE exec "$CTR" sh -c 'for p in $(pidof tgfront); do sed -n "s/^Uid:[[:space:]]*\([0-9]*\).*/\1/p" /proc/$p/status; done' 2>/dev/null | head -n 1)
+    name=$($ENGINE exec "$CTR" awk -F: -v u="$uid" '$3 == u { print $1 }' /etc/passwd 2>/dev/null)
+    if [ -n "$uid" ] && [ "$uid" != 0 ]; then
+        ok "tgfront runs as uid $uid ($name), not root"
+    else
+        fail "tgfront runs as uid '${uid:-?}'"
+    fi
 }
 
 check_restarts() {
@@ -404,6 +423,7 @@ main() {
         check_faketls
         check_caddy_config
         check_health
+        check_users
         check_restarts
         check_persistence
     fi
