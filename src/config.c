@@ -548,7 +548,7 @@ static int warn_list(load_ctx *c, const key_def *k, const key_val *v, int line)
 static int warn_doppel(load_ctx *c, const key_def *k, const key_val *v, int line)
 {
     (void)v;
-    cwarn(c, line, "'%s.%s' is not implemented yet; tgfront shapes its first records itself",
+    cwarn(c, line, "'%s.%s' is not implemented yet (tgfront sizes its records like the Go TLS stack of Caddy)",
           k->table, k->name);
     return 0;
 }

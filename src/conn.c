@@ -25,6 +25,28 @@
 #define SH_APPDATA_MIN 2500
 #define SH_APPDATA_SPREAD 2200
 
+/* Record sizes toward the client follow Go's crypto/tls (what Caddy, the
+ * site we front, sends): TLS 1.3 records start at one TCP segment of
+ * plaintext (1208-byte MSS estimate minus header, AEAD tag and content type:
+ * 1186 bytes), grow by that much per record, and go to full size once 128 KiB
+ * have been sent. Our records carry raw bytes, so their length is what Go's
+ * ciphertext length would be: plaintext + 17. */
+#define GO_SEGMENT_PLAINTEXT 1186
+#define GO_MAX_PLAINTEXT 16384
+#define GO_AEAD_EXPANSION 17
+#define GO_BOOST_BYTES (128 * 1024)
+
+static size_t record_payload_cap(const conn *c)
+{
+    size_t plain = GO_MAX_PLAINTEXT;
+    if (c->tx_bytes < GO_BOOST_BYTES && c->tx_records < 1000) {
+        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (c->tx_records + 1);
+        if (ramp < plain)
+            plain = ramp;
+    }
+    return plain + GO_AEAD_EXPANSION;
+}
+
 static void update_interest(conn *c);
 static void start_fronting(conn *c);
 static void dial_next_front(conn *c);
@@ -547,7 +569,7 @@ static void relay_from_peer(conn *c)
     }
     /* Telegram bytes go out as TLS records: leave room for the header. */
     size_t hdr = c->state == CS_RELAY ? 5 : 0;
-    size_t cap = c->state == CS_RELAY ? FAKETLS_TX_MAX_PAYLOAD : POOL_BLOCK_SIZE;
+    size_t cap = c->state == CS_RELAY ? record_payload_cap(c) : POOL_BLOCK_SIZE;
     ssize_t n = read_some(c->pw.fd, c->down.buf + hdr, cap);
     size_t len = 0;
     if (n > 0) {
@@ -556,6 +578,8 @@ static void relay_from_peer(conn *c)
             crypto_ctr_apply(&c->dc.rx, c->down.buf + hdr, len);
             crypto_ctr_apply(&c->cli.tx, c->down.buf + hdr, len);
             faketls_tx_header(c->down.buf, len);
+            c->tx_records++;
+            c->tx_bytes += len + hdr;
             len += hdr;
         }
         c->last_activity_ms = now_ms(c);
@@ -780,3 +804,6 @@ void conn_check_deadline(conn *c, uint64_t now)
     }
     update_interest(c);
 }
+
+_Static_assert(5 + GO_MAX_PLAINTEXT + GO_AEAD_EXPANSION <= POOL_BLOCK_SIZE,
+               "a full-size record must fit one pool block");

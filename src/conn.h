@@ -74,6 +74,8 @@ typedef struct conn {
     uint32_t dc_seed;            /* reproduces the shuffled address order */
     size_t addr_next;            /* next DC or fronting address to try */
     metrics_dc_slot *dc_slot;
+    uint32_t tx_records;         /* records sent to the client after the ServerHello */
+    uint64_t tx_bytes;           /* their bytes, for the record-size ramp */
     char peer_ip[48];
 } conn;
 

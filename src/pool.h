@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POOL_BLOCK_SIZE 16384   /* one TLS record: 5-byte header + 16379 */
+/* One outgoing TLS record as Caddy (Go) sends it: 5-byte header + 16384
+ * bytes of plaintext + 17 bytes of AEAD tag and content type, rounded up. */
+#define POOL_BLOCK_SIZE 16448
 
 typedef struct pool_block {
     struct pool_block *next;
