@@ -7,6 +7,7 @@ frame[8:56]), checks the tag, records the DC id and then, depending on mode:
   echo     every decrypted byte is sent back encrypted (default)
   blast    after the frame, sends `blast_bytes` of data as fast as the socket
            takes it and never reads (slow-reader test)
+  stall    after the frame, never reads (client-side slow-writer test)
   mtproto  parses one padded-intermediate transport frame and records the
            MTProto constructor of the first unencrypted message; then keeps
            the connection open, echoing nothing
@@ -71,6 +72,7 @@ class FakeDC:
         self.port = self.lsock.getsockname()[1]
         self.mode = mode
         self.blast_bytes = 256 << 20
+        self.stall_release = threading.Event()
         self.status_file = status_file
         self.conns = []
         self.lock = threading.Lock()
@@ -89,6 +91,7 @@ class FakeDC:
 
     def stop(self):
         self._stop = True
+        self.stall_release.set()
         try:
             self.lsock.close()
         except OSError:
@@ -174,6 +177,8 @@ class FakeDC:
                 self._echo(s, c, send, recv)
             elif mode == "blast":
                 self._blast(s, c, send)
+            elif mode == "stall":
+                self.stall_release.wait()
             elif mode == "mtproto":
                 self._mtproto(s, c, recv)
         except (OSError, EOFError) as e:
@@ -234,7 +239,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--mode", default="echo", choices=["echo", "blast", "mtproto"])
+    ap.add_argument("--mode", default="echo", choices=["echo", "blast", "stall", "mtproto"])
     ap.add_argument("--status", default=None)
     a = ap.parse_args()
     dc = FakeDC(a.host, a.port, a.mode, a.status).start()

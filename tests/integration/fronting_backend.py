@@ -8,6 +8,8 @@ Answers (set on the instance before the client connects):
   reply_on_data  bytes sent once, after the first data arrives
   reply_on_eof   bytes sent after the peer's FIN, then the socket is closed
                  (lets a test check half-close both ways)
+  blast          after the first data, send this many bytes, then close
+  rst_on_data    after the first data, close with RST (SO_LINGER 0)
   tls            serve TLS (self-signed cert for tls_host) over the stream
                  after the PROXY header, answering one HTTP request; the raw
                  bytes are still recorded (the TLS engine runs on MemoryBIOs)
@@ -128,6 +130,9 @@ class FrontingBackend:
         self.reply_on_data = None
         self.reply_on_eof = None
         self.tls = False
+        self.blast = 0
+        self.rst_on_data = False
+        self.blast_sent = 0
         self.tls_host = None
         self.tls_response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
         self._ctx = None
@@ -177,6 +182,9 @@ class FrontingBackend:
         self.reply_on_data = None
         self.reply_on_eof = None
         self.tls = False
+        self.blast = 0
+        self.rst_on_data = False
+        self.blast_sent = 0
 
     def wait_for(self, pred, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -214,6 +222,8 @@ class FrontingBackend:
                 self.conns.append(c)
                 self._socks.append(s)
             self._changed()
+            c.blast = self.blast
+            c.rst_on_data = self.rst_on_data
             args = (s, c, self.reply_on_data, self.reply_on_eof, self.tls)
             threading.Thread(target=self._serve, args=args, daemon=True).start()
 
@@ -259,6 +269,15 @@ class FrontingBackend:
                 elif reply_on_data is not None and not replied and c.data:
                     s.sendall(reply_on_data)
                     replied = True
+                if c.data and c.rst_on_data:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    break
+                if c.data and c.blast:
+                    block = os.urandom(65536)
+                    while self.blast_sent < c.blast and not self._stop:
+                        s.sendall(block)
+                        self.blast_sent += len(block)
+                    break
             self._changed()
             if c.eof and reply_on_eof is not None:
                 s.sendall(reply_on_eof)

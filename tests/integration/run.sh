@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the integration suite inside a fresh network namespace that has only
 # loopback, so nothing can leak to or depend on the real network.
-# Usage: tests/integration/run.sh [pytest args...]
+# Usage: tests/integration/run.sh [pytest args and paths...]
+#   (no arguments: the whole suite in tests/integration)
 # Env: TGFRONT_BIN (default out/musl/tgfront), PYTHON (default /usr/bin/python3)
 set -eu
 
@@ -40,7 +41,8 @@ trap cleanup EXIT INT TERM
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 
+[ "$#" -gt 0 ] || set -- "$here"
 status=0
 ip netns exec "$ns" env TGFRONT_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 \
-    "$python" -m pytest -q -p no:cacheprovider "$here" "$@" || status=$?
+    "$python" -m pytest -q -p no:cacheprovider --rootdir "$here" "$@" || status=$?
 exit "$status"

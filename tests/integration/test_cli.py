@@ -3,7 +3,6 @@ bad config files."""
 
 import base64
 import json
-import os
 import subprocess
 import urllib.parse
 
@@ -114,13 +113,15 @@ def test_help(args):
 
 @pytest.mark.parametrize("args", [[], ["no-such-command"], ["run"],
                                   ["generate-secret"], ["run", "a", "b"],
-                                  ["access"]])
+                                  ["access"], ["generate-secret", "--bogus", "x"],
+                                  ["access", "--port", "notaport", "x.toml"]])
 def test_bad_usage(args):
     r = run(*args)
     assert r.returncode != 0, "exit 0 for %r" % args
     err = r.stderr.decode().strip()
     assert err, "no message for %r" % args
-    assert len(err.splitlines()) <= 3 or "usage" in err.lower(), err
+    assert len(err.splitlines()) == 1, "more than one line for %r:\n%s" % (args, err)
+    assert r.stdout == b"", "bad usage wrote to stdout"
 
 
 def test_run_missing_file(tmp_path):
@@ -160,11 +161,3 @@ def test_missing_required_keys(tmp_path):
     r = run("run", cfg, timeout=5)
     assert r.returncode != 0
     assert "secret" in r.stderr.decode()
-
-
-def test_doctor_exists(tmp_path):
-    """doctor runs (it may fail in a sandbox without network) and does not crash."""
-    cfg = write_config(tmp_path, BASE + 'public-ipv4 = "192.0.2.7"\n')
-    r = run("doctor", cfg, timeout=60)
-    assert r.returncode in (0, 1), (r.returncode, r.stderr[-2000:])
-    assert not os.path.exists("core")

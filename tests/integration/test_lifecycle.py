@@ -138,22 +138,66 @@ def _metrics(d):
         return r.read().decode()
 
 
-def test_metrics(daemon, fakedc, backend):
+def _samples(text):
+    """{'name{labels}': value} from Prometheus text."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, val = line.rpartition(" ")
+        out[key] = float(val)
+    return out
+
+
+def _sum(samples, name):
+    return sum(v for k, v in samples.items()
+               if k == name or k.startswith(name + "{") or k == name + "_total"
+               or k.startswith(name + "_total{"))
+
+
+def test_metrics(make_daemon, fakedc, backend):
+    d = make_daemon()
     backend.reply_on_data = b"x"
-    with daemon.client() as c:
+    payload = os.urandom(5000)
+    c = d.client()
+    hello = c.build_hello()
+    with c:
         c.connect()
-        assert round_trip(c, b"metrics") == b"metrics"
-        with raw_connect(daemon.addr) as s:
-            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert round_trip(c, payload) == payload
+        with raw_connect(d.addr) as s:
+            s.sendall(b"GET / HTTP/1.1\r\n\n")
             assert recv_n(s, 1) == b"x"
-            text = _metrics(daemon)
+            text = _metrics(d)
+            live = _samples(text)
     for name in ("mtg_client_connections", "mtg_domain_fronting",
                  "mtg_telegram_connections", "mtg_telegram_traffic",
-                 "mtg_domain_fronting_traffic", "mtg_concurrency_limited",
-                 "mtg_replay_attacks"):
-        assert name in text, "metric %s missing from:\n%s" % (name, text[:2000])
-    # the fronting counter is a number > 0 by now
-    vals = [line.split()[-1] for line in text.splitlines()
-            if line.startswith("mtg_domain_fronting") and
-            not line.startswith(("mtg_domain_fronting_", "#"))]
-    assert vals and float(vals[0]) >= 1, "mtg_domain_fronting lines: %r" % vals
+                 "mtg_domain_fronting_traffic", "mtg_domain_fronting_connections",
+                 "mtg_concurrency_limited", "mtg_replay_attacks"):
+        assert "# TYPE %s " % name in text, "metric %s missing from:\n%s" % (name, text[:2000])
+    assert _sum(live, "mtg_client_connections") >= 2
+    assert _sum(live, "mtg_telegram_connections") == 1
+    assert _sum(live, "mtg_domain_fronting_connections") == 1
+    assert _sum(live, "mtg_domain_fronting") == 1
+    # a replay is counted
+    with raw_connect(d.addr) as s:
+        s.sendall(hello)
+        assert recv_n(s, 1) == b"x"
+    # everything closed: gauges back to zero, counters kept
+    deadline = time.monotonic() + 5
+    while True:
+        after = _samples(_metrics(d))
+        if (_sum(after, "mtg_client_connections") == 0 and
+                _sum(after, "mtg_domain_fronting_connections") == 0 and
+                _sum(after, "mtg_telegram_connections") == 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert _sum(after, "mtg_client_connections") == 0, "client gauge leaks: %r" % after
+    assert _sum(after, "mtg_domain_fronting_connections") == 0
+    assert _sum(after, "mtg_telegram_connections") == 0
+    assert _sum(after, "mtg_domain_fronting") == 2
+    assert _sum(after, "mtg_replay_attacks") == 1
+    up = sum(v for k, v in after.items()
+             if k.startswith("mtg_telegram_traffic") and 'direction="from_client"' in k)
+    down = sum(v for k, v in after.items()
+               if k.startswith("mtg_telegram_traffic") and 'direction="to_client"' in k)
+    assert up >= len(payload) and down >= len(payload), (up, down)

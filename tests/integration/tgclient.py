@@ -92,9 +92,11 @@ def _grease_pick():
     return out
 
 
-def build_client_hello_body(sni, session_id=None, ciphers=None):
+def build_client_hello_body(sni, session_id=None, ciphers=None, pq=False):
     """Builds the handshake body (after 01 LLLLLL) of a tdlib/Chrome-like
-    ClientHello with a zero random.  Returns (body, offset_of_random_in_body)."""
+    ClientHello with a zero random.  pq adds an X25519MLKEM768 (0x11ec) key
+    share of 1216 bytes like current tdlib (hello ~1.8 KB).
+    Returns (body, offset_of_random_in_body)."""
     if session_id is None:
         session_id = os.urandom(32)
     if isinstance(sni, str):
@@ -124,7 +126,10 @@ def build_client_hello_body(sni, session_id=None, ciphers=None):
                                        0x0501, 0x0806, 0x0601))
     exts.append(_ext(0x000d, _u16(len(sig)) + sig))
     exts.append(_ext(0x0012, b""))                       # SCT
-    shares = _u16(g[2]) + _u16(1) + b"\x00" + _u16(0x001d) + _u16(32) + os.urandom(32)
+    shares = _u16(g[2]) + _u16(1) + b"\x00"
+    if pq:
+        shares += _u16(0x11ec) + _u16(1216) + os.urandom(1216)
+    shares += _u16(0x001d) + _u16(32) + os.urandom(32)
     exts.append(_ext(0x0033, _u16(len(shares)) + shares))
     exts.append(_ext(0x002d, b"\x01\x01"))               # psk_key_exchange_modes
     vers = _u16(g[3]) + _u16(0x0304) + _u16(0x0303)
@@ -156,9 +161,9 @@ def sign_hello(record, key, ts=None):
     return record[:11] + rnd + record[43:]
 
 
-def build_client_hello(key, sni, ts=None, session_id=None):
+def build_client_hello(key, sni, ts=None, session_id=None, pq=False):
     """One-record signed ClientHello."""
-    body, _ = build_client_hello_body(sni, session_id=session_id)
+    body, _ = build_client_hello_body(sni, session_id=session_id, pq=pq)
     hs = b"\x01" + _u24(len(body)) + body
     record = b"\x16\x03\x01" + _u16(len(hs)) + hs
     return sign_hello(record, key, ts)
@@ -265,7 +270,7 @@ class FakeTLSClient:
 
     def __init__(self, addr, secret, dc=2, ts=None, sni=None, session_id=None,
                  key=None, fragments=None, max_record=TLS_MAX_CLIENT_RECORD,
-                 timeout=10.0, tag=TAG_PADDED, family=None):
+                 timeout=10.0, tag=TAG_PADDED, family=None, pq=False):
         self.addr = addr
         self.secret_key = secret[1:17] if key is None else key
         self.host = secret[17:]
@@ -278,6 +283,7 @@ class FakeTLSClient:
         self.timeout = timeout
         self.tag = tag
         self.family = family
+        self.pq = pq
         self.sock = None
         self.hello = None
         self.server_answer = None
@@ -298,7 +304,7 @@ class FakeTLSClient:
 
     def build_hello(self):
         rec = build_client_hello(self.secret_key, self.sni, ts=self.ts,
-                                 session_id=self.session_id)
+                                 session_id=self.session_id, pq=self.pq)
         self.hello_record = rec
         self.hello = fragment_hello(rec, self.fragments) if self.fragments else rec
         return self.hello
@@ -312,22 +318,22 @@ class FakeTLSClient:
             self.build_hello()
         self.sock.sendall(self.hello)
 
-    def _read_record(self):
+    def _read_record(self, want_prefix):
         hdr = recv_exact(self.sock, 5)
+        if hdr[:3] != want_prefix:
+            raise ProtocolError("expected a %s record, got %r" % (want_prefix.hex(), hdr))
         ln = struct.unpack(">H", hdr[3:5])[0]
         return hdr + recv_exact(self.sock, ln)
 
     def read_server_answer(self):
         """Reads and verifies the three-record server answer."""
-        hs = self._read_record()
-        if hs[:3] != b"\x16\x03\x03" or hs[5] != 0x02:
+        hs = self._read_record(b"\x16\x03\x03")
+        if hs[5] != 0x02:
             raise ProtocolError("first record is not a 16 03 03 ServerHello: %r" % hs[:16])
         ccs = recv_exact(self.sock, 6)
         if ccs != CCS:
             raise ProtocolError("expected CCS 14 03 03 00 01 01, got %s" % ccs.hex())
-        app = self._read_record()
-        if app[:3] != b"\x17\x03\x03":
-            raise ProtocolError("third record is not 17 03 03: %s" % app[:5].hex())
+        app = self._read_record(b"\x17\x03\x03")
         answer = hs + ccs + app
         srv_random = answer[11:43]
         zeroed = answer[:11] + b"\x00" * 32 + answer[43:]
@@ -346,12 +352,20 @@ class FakeTLSClient:
         self.server_answer = answer
         return answer
 
-    def start_obfs2(self, first_payload=b""):
+    def obfs2_bytes(self, first_payload=b""):
+        """CCS + records carrying the init frame (and first payload)."""
         frame = make_init_frame(self.dc, self.tag)
         self.frame = frame
         self._enc, self._dec = obfs2_ciphers(frame, self.secret_key)
         data = wire_frame(frame, self._enc) + self._enc.update(first_payload)
-        self.sock.sendall(CCS + self._records(data))
+        return CCS + self._records(data)
+
+    def start_obfs2(self, first_payload=b""):
+        self.sock.sendall(self.obfs2_bytes(first_payload))
+
+    def encrypt_records(self, data):
+        """Application-data records for data, without sending them."""
+        return self._records(self._enc.update(data))
 
     def connect(self, first_payload=b""):
         self.open()
