@@ -9,6 +9,8 @@
 #   ./build.sh fuzz       libFuzzer targets from fuzz/fuzz_*.c into out/fuzz/
 #   ./build.sh rootfs     image root (needs build/image.sh)
 #   ./build.sh image      container image (needs build/image.sh)
+#   ./build.sh demo       build the image and run it on ports 80/443 with
+#                         DOMAIN=localhost and Caddy's internal CA
 #
 # Steps live in build/daemon.sh (daemon_* functions) and build/image.sh
 # (image_rootfs and image_build), which this script sources.
@@ -25,7 +27,7 @@ if [ -f build/image.sh ]; then
 fi
 
 usage() {
-    sed -n '3,12s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,14s/^# \{0,1\}//p' "$0" >&2
 }
 
 need_image() {
@@ -61,6 +63,13 @@ main() {
             daemon_build
             image_rootfs
             image_build
+            ;;
+        demo)
+            need_image demo
+            daemon_build
+            image_rootfs
+            image_build
+            image_demo
             ;;
         -h|--help|help) usage ;;
         *)

@@ -15,7 +15,8 @@
 #include "replay.h"
 
 #define SERVER_MAX_FRONT_ADDRS 8
-#define SERVER_DRAIN_MS 5000       /* SIGTERM: time given to open connections */
+#define SERVER_DRAIN_MS 3000       /* SIGTERM: time given to open connections;
+                                      * below s6's 5 s kill timeout in the image */
 #define SERVER_TICK_MS 200
 
 struct conn;
