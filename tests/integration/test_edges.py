@@ -1,6 +1,7 @@
 """Edge cases: big and odd hellos, pipelining, FIN/RST ordering, slow peers on
 both paths, secrets in logs."""
 
+import ipaddress
 import os
 import socket
 import struct
@@ -11,6 +12,14 @@ import pytest
 import tgclient
 from helpers import (assert_fronted, backend_conn_for, raw_connect, recv_n,
                      round_trip, sees_eof, wait_data)
+
+
+def v4(addr):
+    """IPv4 text for an IPv4 or v4-mapped IPv6 address."""
+    a = ipaddress.ip_address(addr)
+    if a.version == 6 and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    return str(a)
 
 
 def test_tdlib_sized_hello(daemon, fakedc):
@@ -229,3 +238,169 @@ def test_impossible_record_headers_fronted_early(daemon, backend, payload):
         assert conn is not None, "%s held back (not fronted within 1.5 s)" % payload.hex()
         assert wait_data(backend, conn, payload, 2) == payload
         assert not sees_eof(s, 0.2)
+
+
+def test_server_hello_shape(daemon, fakedc):
+    """ServerHello picks a cipher the client offered (not GREASE), says TLS
+    1.3 and carries an X25519 key share, like mtg."""
+    with daemon.client() as c:
+        c.connect()
+        ans = c.server_answer
+        body = ans[9:5 + int.from_bytes(ans[3:5], "big")]
+        sid_len = body[34]
+        p = 35 + sid_len
+        cipher = int.from_bytes(body[p:p + 2], "big")
+        assert cipher & 0x0f0f != 0x0a0a, "GREASE cipher chosen"
+        assert cipher == 0x1301, "cipher 0x%04x, want the first non-GREASE offer" % cipher
+        assert body[p + 2] == 0, "compression"
+        exts = body[p + 5:]
+        found = {}
+        while len(exts) >= 4:
+            t, ln = int.from_bytes(exts[:2], "big"), int.from_bytes(exts[2:4], "big")
+            found[t] = exts[4:4 + ln]
+            exts = exts[4 + ln:]
+        assert found.get(0x002b) == b"\x03\x04"
+        ks = found.get(0x0033)
+        assert ks is not None and ks[:4] == b"\x00\x1d\x00\x20" and len(ks) == 36
+
+
+def test_records_toward_client_within_tls_limit(daemon, fakedc):
+    with daemon.client() as c:
+        c.connect()
+        data = os.urandom(1 << 20)
+        assert round_trip(c, data) == data
+        assert 0 < c.max_record_seen <= 16384 + 256, c.max_record_seen
+
+
+def test_no_init_frame_closes_after_handshake_timeout(make_daemon, fakedc):
+    """Valid hello, then silence: closed once the handshake deadline passes
+    (not fronted: the ServerHello is already out)."""
+    d = make_daemon(tables={"network.timeout": {"handshake": "1s"}})
+    before = fakedc.connection_count
+    with d.client() as c:
+        c.open()
+        c.send_hello()
+        c.read_server_answer()
+        t0 = time.monotonic()
+        assert c.wait_closed(5), "no close 5 s after a 1 s handshake deadline"
+        assert time.monotonic() - t0 >= 0.5
+    assert fakedc.connection_count == before
+
+
+def test_unknown_dc_closed(daemon, fakedc):
+    before = fakedc.connection_count
+    with daemon.client(dc=99) as c:
+        c.connect()
+        assert c.wait_closed(5), "unknown DC 99 not closed"
+    assert fakedc.connection_count == before
+
+
+def test_unknown_dc_fallback(make_daemon, fakedc):
+    d = make_daemon(top={"allow-fallback-on-unknown-dc": True})
+    marker = b"fallback-" + os.urandom(6).hex().encode()
+    with d.client(dc=99) as c:
+        c.connect()
+        assert round_trip(c, marker) == marker
+    conn = fakedc.conn_with_head(marker)
+    assert conn is not None and conn.dc == 2, "fallback went to DC %r" % (conn and conn.dc)
+
+
+def test_anti_replay_disabled_relays_replay(make_daemon, fakedc):
+    d = make_daemon(tables={"defense.anti-replay": {"enabled": False}})
+    c = d.client()
+    hello = c.build_hello()
+    for _ in range(2):
+        with d.client() as c2:
+            c2.open()
+            c2.send_hello(hello)
+            c2.read_server_answer()
+            c2.start_obfs2()
+            assert round_trip(c2, b"again") == b"again"
+
+
+def test_wider_time_tolerance(make_daemon, fakedc, backend):
+    d = make_daemon(top={"tolerate-time-skewness": "20s"})
+    with d.client(ts=int(time.time()) - 15) as c:
+        c.connect()
+        assert round_trip(c, b"skew") == b"skew"
+    hello = tgclient.build_client_hello(d.secret[1:17], b"example.com", ts=int(time.time()) - 40)
+    with raw_connect(d.addr) as s:
+        s.sendall(hello)
+        assert_fronted(backend, s, hello)
+
+
+def test_dual_stack_bind_reports_ipv4_client(make_daemon, fakedc, backend):
+    """Bound to [::], an IPv4 client must still appear with its IPv4 address
+    in the PROXY header (TCP4, or TCP6 with a v4-mapped address)."""
+    try:
+        d = make_daemon(bind_host="::")
+    except RuntimeError as e:
+        pytest.skip("cannot bind [::]: %s" % e)
+    backend.reply_on_data = b"ok"
+    with raw_connect(("127.0.0.1", d.port)) as s:
+        s.sendall(b"GET /ds HTTP/1.1\r\n\r\n")
+        conn = backend_conn_for(backend, s)
+        assert conn is not None, "not fronted"
+        h = conn.proxy
+        assert h is not None
+        assert h.sport == s.getsockname()[1]
+        assert v4(h.src) == "127.0.0.1", h
+        assert v4(h.dst) == "127.0.0.1", h
+        assert recv_n(s, 2) == b"ok"
+        assert bytes(conn.data) == b"GET /ds HTTP/1.1\r\n\r\n"
+
+
+def test_ipv6_client_ipv4_backend(make_daemon, fakedc, backend):
+    """Mixed family the other way: IPv6 client, IPv4 fronting target."""
+    try:
+        d = make_daemon(bind_host="::1")
+    except RuntimeError as e:
+        pytest.skip("no IPv6 loopback: %s" % e)
+    backend.reply_on_data = b"ok"
+    with raw_connect(d.addr) as s:
+        s.sendall(b"GET /mix HTTP/1.1\r\n\r\n")
+        conn = backend_conn_for(backend, s)
+        assert conn is not None, "not fronted"
+        h = conn.proxy
+        assert h is not None, conn.proxy_error
+        assert h.src == "::1" and h.family == "TCP6", h
+        assert v4(h.dst) == "127.0.0.1" and h.dport == backend.port, h
+        assert recv_n(s, 2) == b"ok"
+
+
+def test_parallel_heavy_round_trips(daemon, fakedc):
+    """16 clients each push 512 KiB through at the same time."""
+    import threading
+    errors = []
+
+    def one():
+        try:
+            with daemon.client() as c:
+                c.connect()
+                data = os.urandom(512 * 1024)
+                if round_trip(c, data, chunk=40000) != data:
+                    errors.append("corrupted")
+        except Exception as e:
+            errors.append(repr(e))
+    ts = [threading.Thread(target=one) for _ in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors
+
+
+def test_fronting_target_down(make_daemon, fakedc):
+    """Fronting target unreachable: the probe's connection ends (no hang),
+    the daemon keeps serving."""
+    s0 = socket.socket()
+    s0.bind(("127.0.0.1", 0))
+    dead = s0.getsockname()
+    s0.close()
+    d = make_daemon(backend_addr=dead)
+    with raw_connect(d.addr) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert sees_eof(s, 5), "probe left hanging while the fronting target is down"
+    with d.client() as c:
+        c.connect()
+        assert round_trip(c, b"alive") == b"alive"

@@ -290,6 +290,7 @@ class FakeTLSClient:
         self._rxbuf = bytearray()     # decrypted, not yet returned
         self._rawbuf = bytearray()    # raw TLS bytes not yet parsed
         self._eof = False
+        self.max_record_seen = 0      # largest record payload from the server
 
     # -- steps, usable separately by tests
 
@@ -406,6 +407,7 @@ class FakeTLSClient:
                 break
             payload = bytes(self._rawbuf[5:5 + ln])
             del self._rawbuf[:5 + ln]
+            self.max_record_seen = max(self.max_record_seen, ln)
             if rtype == 0x17:
                 self._rxbuf += self._dec.update(payload)
             elif rtype == 0x14:
