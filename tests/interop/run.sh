@@ -90,9 +90,14 @@ wait_port() {
     return 1
 }
 
-# one case: $1 = name, $2 = secret text given to mtcute
+# one case: $1 = name, $2 = secret text given to mtcute,
+# $3 = expect "reach" (default) or "blocked" (negative control: a wrong key
+# must never reach the DC; proves the check can fail)
 run_case() {
     name=$1
+    expect=${3:-reach}
+    wait_ms=25000
+    [ "$expect" = reach ] || wait_ms=4000
     status_file=$work/dc-$name.json
     rm -f "$status_file"
     "$python" "$fakedc" --port "$dc_port" --mode mtproto --status "$status_file" \
@@ -105,9 +110,18 @@ run_case() {
     if ! wait_port "$dc_port" || ! wait_port "$proxy_port"; then
         echo "FAIL $name: fake DC or tgfront did not start" >&2
         ok=0
-    elif ! (cd "$mtcute" && timeout 40 node connect.mjs 127.0.0.1 "$proxy_port" "$2" "$status_file" 25000); then
-        echo "FAIL $name: mtcute's request did not reach the fake DC intact" >&2
-        ok=0
+    else
+        reached=1
+        (cd "$mtcute" && timeout 40 node connect.mjs 127.0.0.1 "$proxy_port" "$2" "$status_file" "$wait_ms") \
+            > "$work/node-$name.log" 2>&1 || reached=0
+        cat "$work/node-$name.log"
+        if [ "$expect" = reach ] && [ "$reached" -ne 1 ]; then
+            echo "FAIL $name: mtcute's request did not reach the fake DC intact" >&2
+            ok=0
+        elif [ "$expect" != reach ] && [ "$reached" -eq 1 ]; then
+            echo "FAIL $name: a client with the wrong key reached the DC" >&2
+            ok=0
+        fi
     fi
     if ! kill -0 "$tg_pid" 2>/dev/null; then
         echo "FAIL $name: tgfront died" >&2
@@ -140,6 +154,8 @@ run_case() {
 write_config
 run_case mtcute-hex-secret "$secret_hex"
 run_case mtcute-base64url-secret "$secret_b64"
+wrong_key=$("$python" -c 'import os; print(os.urandom(16).hex())')
+run_case mtcute-wrong-key-blocked "ee$wrong_key$host_hex" blocked
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
