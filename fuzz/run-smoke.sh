@@ -22,7 +22,8 @@ for bin in out/fuzz/fuzz_*; do
     fi
     if "$bin" -max_total_time="$secs" -rss_limit_mb=1024 -artifact_prefix="$work/" \
             "$work/corpus" >"$work/log" 2>&1; then
-        echo "ok   $name ($(grep -c '' "$work/corpus" 2>/dev/null || echo 0) corpus, $(tail -n 1 "$work/log"))"
+        runs=$(sed -n 's/^#\([0-9]*\)[[:space:]].*/\1/p' "$work/log" | tail -n 1)
+        echo "ok   $name: ${runs:-?} inputs in ${secs} s, corpus $(ls "$work/corpus" | wc -l) files"
         pass=$((pass + 1))
     else
         echo "FAIL $name: last lines of its log:"
