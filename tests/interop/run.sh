@@ -20,7 +20,17 @@ if [ -z "${TGF_INTEROP_INSIDE:-}" ]; then
         echo "interop: daemon binary $bin not found; build it first or set TGFRONT_BIN" >&2
         exit 2
     fi
-    command -v node >/dev/null 2>&1 || { echo "interop: node is not installed" >&2; exit 2; }
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1; then
+            echo "interop: installing nodejs and npm with apt" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2 ||
+                { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2; } ||
+                { echo "interop: cannot install nodejs/npm" >&2; exit 2; }
+        else
+            echo "interop: node and npm are needed (install Node.js 18 or newer)" >&2
+            exit 2
+        fi
+    fi
     if [ ! -d "$mtcute/node_modules/@mtcute/node" ] || [ "$mtcute/package-lock.json" -nt "$mtcute/node_modules" ]; then
         # --ignore-scripts: the native sqlite addon is not needed (MemoryStorage)
         (cd "$mtcute" && npm ci --ignore-scripts --no-audit --no-fund >&2) || {
