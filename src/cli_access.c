@@ -60,6 +60,18 @@ static void url_encode(const char *in, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* JSON string body: the hostname may hold '"' or '\\' (any printable ASCII). */
+static void json_escape(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *in && o + 3 < cap; in++) {
+        if (*in == '"' || *in == '\\')
+            out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
 static void print_links(const char *key, const char *field, const char *server, unsigned port,
                         const char *secret, int last)
 {
@@ -70,8 +82,10 @@ static void print_links(const char *key, const char *field, const char *server, 
     snprintf(q, sizeof q, "port=%u&secret=%s&server=%s", port, secret, srv_enc);
     snprintf(tg, sizeof tg, "tg://proxy?%s", q);
     snprintf(tme, sizeof tme, "https://t.me/proxy?%s", q);
+    char server_json[600];
+    json_escape(server, server_json, sizeof server_json);
     printf("  \"%s\": {\n", key);
-    printf("    \"%s\": \"%s\",\n", field, server);
+    printf("    \"%s\": \"%s\",\n", field, server_json);
     printf("    \"port\": %u,\n", port);
     printf("    \"tg_url\": \"%s\",\n", tg);
     url_encode(tg, enc, sizeof enc);

@@ -30,21 +30,26 @@
  * plaintext (1208-byte MSS estimate minus header, AEAD tag and content type:
  * 1186 bytes), grow by that much per record, and go to full size once 128 KiB
  * have been sent. Our records carry raw bytes, so their length is what Go's
- * ciphertext length would be: plaintext + 17. */
+ * ciphertext length would be: plaintext + 17. Full size is mtg's 16379
+ * rather than Go's 16401: older tdlib drops records longer than 16384. */
 #define GO_SEGMENT_PLAINTEXT 1186
-#define GO_MAX_PLAINTEXT 16384
 #define GO_AEAD_EXPANSION 17
 #define GO_BOOST_BYTES (128 * 1024)
 
+/* Fronted connections are closed for idleness only after the web server
+ * behind us would have closed them itself (Caddy's idle_timeout is 5 min):
+ * our own close would be a tell. */
+#define FRONT_IDLE_MIN_MS (6 * 60 * 1000)
+
 static size_t record_payload_cap(const conn *c)
 {
-    size_t plain = GO_MAX_PLAINTEXT;
+    size_t cap = FAKETLS_TX_MAX_PAYLOAD;
     if (c->tx_bytes < GO_BOOST_BYTES && c->tx_records < 1000) {
-        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (c->tx_records + 1);
-        if (ramp < plain)
-            plain = ramp;
+        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (c->tx_records + 1) + GO_AEAD_EXPANSION;
+        if (ramp < cap)
+            cap = ramp;
     }
-    return plain + GO_AEAD_EXPANSION;
+    return cap;
 }
 
 static void update_interest(conn *c);
@@ -276,6 +281,12 @@ static void start_fronting(conn *c)
         return;
     }
     c->fronted = 1;
+    /* The concurrency limit counts connections we inspect or relay to
+     * Telegram; website visitors must not use up Telegram's slots. */
+    if (c->inspected) {
+        c->inspected = 0;
+        s->inspected--;
+    }
     s->metrics.domain_fronting++;
     s->metrics.fronting_connections[c->family]++;
     /* The hello block becomes the up flow: exactly the bytes read so far. */
@@ -653,8 +664,18 @@ static void read_handshake(conn *c)
                 c->client_addr = src;
                 c->client_len = src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
                                                          : sizeof(struct sockaddr_in6);
+                /* The gauge follows the real client's family. */
+                metrics *m = &c->srv->metrics;
+                m->client_connections[c->family]--;
                 c->family = metrics_family_of((struct sockaddr *)&src);
+                m->client_connections[c->family]++;
             }
+        }
+        if (c->over_limit) {
+            /* Over the limit: the load balancer's header is ours to strip,
+             * everything after it goes to the web server. */
+            start_fronting(c);
+            return;
         }
         c->state = CS_HELLO;
         if (c->hs_len == c->hs_start)
@@ -761,7 +782,12 @@ void conn_accept(server *s, int fd, const struct sockaddr *addr, socklen_t len)
     if (s->inspected >= cfg->concurrency) {
         s->metrics.concurrency_limited++;
         log_debug("conn", "connection was concurrency limited: fronting");
-        start_fronting(c);
+        if (cfg->proxy_protocol_listener) {
+            c->over_limit = 1;   /* fronted once the PROXY header is read */
+            c->state = CS_PROXY_HEADER;
+        } else {
+            start_fronting(c);
+        }
     } else {
         c->inspected = 1;
         s->inspected++;
@@ -795,15 +821,19 @@ void conn_check_deadline(conn *c, uint64_t now)
             dial_next_dc(c);
         break;
     case CS_RELAY:
-    case CS_FRONT_RELAY:
-        if (cfg->timeout_idle_ms && now - c->last_activity_ms >= cfg->timeout_idle_ms)
+    case CS_FRONT_RELAY: {
+        uint64_t idle = cfg->timeout_idle_ms;
+        if (c->fronted && idle < FRONT_IDLE_MIN_MS)
+            idle = FRONT_IDLE_MIN_MS;
+        if (idle && now - c->last_activity_ms >= idle)
             conn_close(c, CLOSE_IDLE, 0, 0);
         break;
+    }
     case CS_CLOSED:
         break;
     }
     update_interest(c);
 }
 
-_Static_assert(5 + GO_MAX_PLAINTEXT + GO_AEAD_EXPANSION <= POOL_BLOCK_SIZE,
+_Static_assert(5 + FAKETLS_TX_MAX_PAYLOAD <= POOL_BLOCK_SIZE,
                "a full-size record must fit one pool block");

@@ -52,6 +52,7 @@ typedef struct conn {
     close_reason reason;
     unsigned inspected : 1;      /* counted against concurrency */
     unsigned fronted : 1;
+    unsigned over_limit : 1;     /* front after the inbound PROXY header */
     unsigned dc_counted : 1;
     metrics_family family;
     struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */

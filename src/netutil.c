@@ -123,6 +123,12 @@ int net_resolve(const char *host, uint16_t port, dc_addr *out, size_t cap, char 
     return (int)n;
 }
 
+int net_is_v4mapped(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 &&
+           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
 uint16_t net_port(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)
@@ -141,8 +147,7 @@ int net_is_wildcard(const struct sockaddr *sa)
     return 0;
 }
 
-/* Compares the IP parts, treating v4-mapped IPv6 as IPv4. */
-static int same_ip(const struct sockaddr *a, const struct sockaddr *b)
+int net_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 {
     struct in_addr a4, b4;
     int a_is4 = 0, b_is4 = 0;
@@ -181,7 +186,7 @@ int net_is_own_address(const struct sockaddr *sa)
     int own = 0;
     for (struct ifaddrs *i = ifs; i && !own; i = i->ifa_next)
         if (i->ifa_addr && (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6))
-            own = same_ip(sa, i->ifa_addr);
+            own = net_same_ip(sa, i->ifa_addr);
     freeifaddrs(ifs);
     return own;
 }

@@ -32,6 +32,9 @@ int net_resolve(const char *host, uint16_t port, dc_addr *out, size_t cap, char 
  * interface addresses; 0 otherwise. */
 int net_is_own_address(const struct sockaddr *sa);
 uint16_t net_port(const struct sockaddr *sa);
+/* 1 when the IP parts are equal, v4-mapped IPv6 counting as IPv4. */
+int net_same_ip(const struct sockaddr *a, const struct sockaddr *b);
+int net_is_v4mapped(const struct sockaddr *sa);
 int net_is_wildcard(const struct sockaddr *sa);
 /* "1.2.3.4" / "::1" without port. */
 void net_format_ip(const struct sockaddr *sa, char *out, size_t cap);

@@ -30,22 +30,19 @@ static int check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size
         const struct sockaddr *t = (const struct sockaddr *)&addrs[i].addr;
         if (net_port(t) != bind_port)
             continue;
-        int ours = net_is_own_address(t);
+        int ours;
+        if (net_is_wildcard(bind))
+            /* An IPv4 wildcard does not receive IPv6; an IPv6 one is dual stack. */
+            ours = (bind->sa_family == AF_INET6 || t->sa_family == AF_INET ||
+                    net_is_v4mapped(t)) && net_is_own_address(t);
+        else
+            ours = net_same_ip(t, bind);
+        /* Behind NAT the public address forwards to us on the same port. */
         for (int f = 0; f < 2 && !ours; f++) {
             int have = f ? cfg->have_public_ipv6 : cfg->have_public_ipv4;
             const struct sockaddr_storage *pub = f ? &cfg->public_ipv6 : &cfg->public_ipv4;
-            if (have && pub->ss_family == t->sa_family) {
-                char a[64], b[64];
-                net_format_ip(t, a, sizeof a);
-                net_format_ip((const struct sockaddr *)pub, b, sizeof b);
-                ours = strcmp(a, b) == 0;
-            }
-        }
-        if (!net_is_wildcard(bind) && ours) {
-            char a[64], b[64];
-            net_format_ip(t, a, sizeof a);
-            net_format_ip(bind, b, sizeof b);
-            ours = strcmp(a, b) == 0 || net_is_own_address(t);
+            if (have)
+                ours = net_same_ip(t, (const struct sockaddr *)pub);
         }
         if (ours) {
             char a[80];
@@ -92,6 +89,10 @@ static void on_tick(loop *l, void *ctx)
     if (s->accept_paused) {
         s->accept_paused = 0;
         server_update_accept(s);
+    }
+    if (s->stats_paused && s->stats_listener.fd >= 0) {
+        s->stats_paused = 0;
+        loop_watch_set(l, &s->stats_listener, EPOLLIN);
     }
     if (s->draining) {
         if (now >= s->drain_deadline_ms) {
@@ -180,6 +181,7 @@ static void on_listener(loop_watch *w, uint32_t ev)
 int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
 {
     memset(s, 0, sizeof *s);
+    s->loop.epfd = s->loop.sigfd = -1;   /* server_destroy may run before loop_init */
     s->cfg = cfg;
     s->listener.fd = -1;
     s->stats_listener.fd = -1;

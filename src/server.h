@@ -42,6 +42,7 @@ typedef struct server {
     struct stats_conn *stats_conns;
 
     int accept_paused;                /* EMFILE/ENFILE: resumed on a tick */
+    int stats_paused;
     int draining;
     uint64_t drain_deadline_ms;
     int exit_code;

@@ -131,8 +131,15 @@ void stats_accept(server *s)
 {
     for (;;) {
         int fd = accept4(s->stats_listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered: a pending scrape we cannot accept would
+                 * wake us forever. Resumed on the next tick. */
+                s->stats_paused = 1;
+                loop_watch_set(&s->loop, &s->stats_listener, 0);
+            }
             return;
+        }
         size_t n = 0;
         for (stats_conn *p = s->stats_conns; p; p = p->next)
             n++;
