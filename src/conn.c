@@ -382,10 +382,14 @@ static void process_hello(conn *c)
     server *s = c->srv;
     faketls_hello h;
     faketls_reason why = FAKETLS_R_NONE;
+    if (c->hs_len < c->hs_next_check && c->hs_len < POOL_BLOCK_SIZE && !c->up.eof)
+        return;   /* the record in progress is not complete yet */
     faketls_result r = faketls_check_client_hello(c->hs + c->hs_start, c->hs_len - c->hs_start,
                                                   &s->cfg->secret, (int64_t)time(NULL),
                                                   s->cfg->tolerate_skew_ms, &h, &why);
     if (r == FAKETLS_NEED_MORE) {
+        c->hs_next_check = c->hs_start + faketls_hello_next_check(c->hs + c->hs_start,
+                                                                  c->hs_len - c->hs_start);
         if (c->hs_len < POOL_BLOCK_SIZE && !c->up.eof)
             return;
         why = c->up.eof ? FAKETLS_R_NONE : FAKETLS_R_TOO_LONG;

@@ -62,6 +62,7 @@ typedef struct conn {
 
     uint8_t *hs;                 /* hello bytes at hs[hs_start..hs_len) */
     size_t hs_start, hs_len;
+    size_t hs_next_check;        /* hs_len at which the hello is worth re-checking */
 
     conn_flow up;                /* client -> peer */
     conn_flow down;              /* peer -> client */

@@ -459,6 +459,20 @@ reject:
     return FAKETLS_REJECT;
 }
 
+size_t faketls_hello_next_check(const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    for (unsigned i = 0; i <= FAKETLS_HELLO_MAX_RECORDS; i++) {
+        if (len < off + FAKETLS_HEADER_LEN)
+            return off + FAKETLS_HEADER_LEN;
+        size_t rec = (size_t)buf[off + 3] << 8 | buf[off + 4];
+        if (len < off + FAKETLS_HEADER_LEN + rec)
+            return off + FAKETLS_HEADER_LEN + rec;
+        off += FAKETLS_HEADER_LEN + rec;
+    }
+    return len + 1;
+}
+
 /* ---- ServerHello ---- */
 
 /* ServerHello body before the session id: version, random, sid length. */

@@ -87,6 +87,13 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           faketls_hello *out,
                                           faketls_reason *reason);
 
+/* After faketls_check_client_hello said NEED_MORE for buf[0..len): the
+ * length the prefix must reach before checking again can tell more, i.e.
+ * the end of the record header or record in progress (always > len).
+ * Lets the caller skip re-parsing a hello that arrives a byte at a time,
+ * which would otherwise cost O(n^2) per connection. */
+size_t faketls_hello_next_check(const uint8_t *buf, size_t len);
+
 /* Length of the ServerHello packet (handshake + CCS + one application-data
  * record of appdata_len bytes): 106 + session_id_len + appdata_len. */
 size_t faketls_server_hello_len(uint8_t session_id_len, size_t appdata_len);

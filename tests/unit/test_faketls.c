@@ -777,3 +777,31 @@ TEST(faketls_tx_header)
     CHECK_EQ_INT(FAKETLS_TX_MAX_PAYLOAD + 5, 16384);
     CHECK_EQ_INT(FAKETLS_HELLO_BUF_MAX, 16384 + 55);
 }
+
+/* faketls_hello_next_check: checking only at the boundaries it names gives
+ * the same verdict as checking after every byte, and each boundary is past
+ * the current length. */
+TEST(faketls_next_check_boundaries)
+{
+    static const size_t counts[] = { 1, 3, 11 };
+    uint8_t buf[4096];
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        hello_opts o = default_opts();
+        o.records = counts[k];
+        size_t n = build_hello(buf, &o);
+        size_t next = 0, checks = 0;
+        faketls_result last = FAKETLS_NEED_MORE;
+        for (size_t len = 1; len <= n; len++) {
+            if (len < next)
+                continue;
+            checks++;
+            last = check(buf, len, NULL, NULL);
+            if (last != FAKETLS_NEED_MORE)
+                break;
+            next = faketls_hello_next_check(buf, len);
+            CHECK(next > len);
+        }
+        CHECK_EQ_INT(last, FAKETLS_OK);
+        CHECK(checks <= 2 * counts[k] + 1);   /* a header and a body per record */
+    }
+}
