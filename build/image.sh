@@ -356,7 +356,10 @@ image_demo() {
     image_engine_setup || image_die "neither a working docker nor podman"
     $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_build
     image_say "running $IMAGE_TAG on ports 80 and 443 as DOMAIN=${DEMO_DOMAIN:-localhost} (Ctrl-C stops it)"
-    exec $ENGINE run --rm -it --name tgfront-demo --network host \
+    tty=
+    [ -t 0 ] && tty=-it
+    # shellcheck disable=SC2086 # $tty is empty or one flag
+    exec $ENGINE run --rm $tty --name tgfront-demo --network host \
         -e DOMAIN="${DEMO_DOMAIN:-localhost}" -e TLS=internal \
         -v tgfront-demo-data:/data "$IMAGE_TAG"
 }
