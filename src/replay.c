@@ -1,7 +1,8 @@
-/* replay: stable Bloom filter with mtg's parameters (BoomFilters'
+/* replay: stable Bloom filter sized as mtg's (BoomFilters'
  * NewDefaultStableBloomFilter): m one-bit cells, k = ceil(log2(1/fp)) / 2
  * hashes, and p cells cleared per insert so that the share of set cells
- * settles where the false-positive rate is about fp, whatever the traffic.
+ * settles where the false-positive rate is at most fp, whatever the traffic
+ * (p rounded up, see derive_params).
  *
  * The hash is SipHash-2-4 with a random per-filter key, so a client cannot
  * choose keys that collide on purpose (mtg uses unkeyed xxhash). */
@@ -129,7 +130,10 @@ static double kth_root(double x, uint64_t k)
     return (lo + hi) / 2.0;
 }
 
-/* mtg's formulas, including integer division for k and truncation for p. */
+/* mtg's formulas for m and k (integer division). p is rounded up where mtg
+ * truncates: the formula gives the p at which the stable state's
+ * false-positive rate equals fp exactly, so a smaller p overshoots the
+ * configured bound (measured: 1.27x) and a larger one stays within it. */
 static void derive_params(uint64_t m, double fp, unsigned *k_out, unsigned *p_out)
 {
     uint64_t k = ceil_log2(1.0 / fp) / 2;
@@ -143,7 +147,7 @@ static void derive_params(uint64_t m, double fp, unsigned *k_out, unsigned *p_ou
     double pd = 1.0 / denom;
     uint64_t p = 1;
     if (pd >= 1.0)                   /* false for NaN; inf is caught next */
-        p = pd >= (double)m ? m : (uint64_t)pd;
+        p = pd >= (double)m ? m : (uint64_t)pd + ((double)(uint64_t)pd < pd);
     if (p > 0xffffffffu)             /* only with fp near 1 on a huge filter */
         p = 0xffffffffu;
 

@@ -38,7 +38,7 @@ TEST(replay_default_params)
     replay_params(f, &m, &k, &p);
     CHECK_EQ_INT(m, 8388608);
     CHECK_EQ_INT(k, 5);
-    CHECK_EQ_INT(p, 14);
+    CHECK_EQ_INT(p, 15);   /* mtg: 14 (truncated) */
     replay_destroy(f);
 
     /* 0.01 on a small filter: K = 7, k = 3, p = floor(10.93) */
@@ -48,7 +48,7 @@ TEST(replay_default_params)
     replay_params(f, &m, &k, &p);
     CHECK_EQ_INT(m, 32768);
     CHECK_EQ_INT(k, 3);
-    CHECK_EQ_INT(p, 10);
+    CHECK_EQ_INT(p, 11);   /* mtg: 10 */
     replay_destroy(f);
 
     /* fp = 0.25: K = 2 exactly, k = 1 */
@@ -118,15 +118,18 @@ TEST(replay_false_positive_rate)
 {
     /* Small filters reach their stable state within the fill, so this
      * measures the steady-state rate, the worst case. */
+    /* The bound is the configured rate; 15 % covers sampling noise (about
+     * 4 standard deviations at 200k probes). With mtg's truncated p the
+     * rate is 1.27x the configured one and this fails. */
     double r = measure_fp(16 * 1024, 0.001, 100000, 200000);
     printf("    fp(16 KiB, 0.001) = %.5f\n", r);
-    CHECK(r < 2 * 0.001);
+    CHECK(r < 1.15 * 0.001);
     r = measure_fp(4096, 0.01, 100000, 200000);
     printf("    fp(4 KiB, 0.01) = %.5f\n", r);
-    CHECK(r < 2 * 0.01);
+    CHECK(r < 1.15 * 0.01);
     r = measure_fp(1024 * 1024, 0.001, 100000, 200000);
     printf("    fp(1 MiB, 0.001) = %.5f\n", r);
-    CHECK(r < 2 * 0.001);
+    CHECK(r < 1.15 * 0.001);
 }
 
 TEST(replay_old_entries_fade)
