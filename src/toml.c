@@ -322,13 +322,28 @@ static int parse_unicode_escape(parser *ps, size_t digits, char *out, size_t *ou
     return 0;
 }
 
-/* Output never exceeds the input line, so one allocation of the rest of
- * the line suffices. */
-static char *alloc_for_line(parser *ps)
+/* Bytes from p (just after the opening quote) up to the closing quote, or
+ * up to the end of the line when the string is unterminated (the decoder
+ * then reports it). A backslash always consumes the next byte, exactly as
+ * the decoder does, so an escaped quote does not end the scan. */
+static size_t basic_string_extent(const parser *ps)
 {
-    const char *nl = memchr(ps->p, '\n', (size_t)(ps->end - ps->p));
-    size_t cap = (size_t)((nl ? nl : ps->end) - ps->p) + 1;
-    return arena_alloc(ps->doc, cap);
+    const char *s = ps->p;
+    while (s < ps->end && *s != '"' && *s != '\n') {
+        if (*s == '\\' && s + 1 < ps->end && s[1] != '\n')
+            s++;
+        s++;
+    }
+    return (size_t)(s - ps->p);
+}
+
+/* Escapes never make the text longer (\uXXXX is 6 bytes in, at most 3
+ * out), so the raw extent plus the NUL is enough. Sizing by the string,
+ * not the rest of the line, keeps memory linear when one line holds many
+ * strings. */
+static char *alloc_for_string(parser *ps)
+{
+    return arena_alloc(ps->doc, basic_string_extent(ps) + 1);
 }
 
 /* p at the opening quote. */
@@ -338,7 +353,7 @@ static int parse_basic_string(parser *ps, const char **out, size_t *out_len)
     ps->p++;
     if (peek(ps) == '"' && peek_at(ps, 1) == '"')
         return fail(ps, "multi-line strings (\"\"\") are not supported");
-    char *buf = alloc_for_line(ps);
+    char *buf = alloc_for_string(ps);
     if (buf == NULL)
         return oom(ps);
     size_t n = 0;
@@ -926,6 +941,16 @@ toml_doc *toml_parse(const char *text, size_t len, toml_error *err)
 const toml_entry *toml_entries(const toml_doc *doc) { return doc->first; }
 const toml_table *toml_tables(const toml_doc *doc) { return doc->tfirst; }
 int toml_line_count(const toml_doc *doc) { return doc->lines; }
+
+size_t toml_memory_used(const toml_doc *doc)
+{
+    size_t total = sizeof *doc;
+    for (const chunk *c = doc->chunks; c != NULL; c = c->next)
+        total += sizeof *c + c->cap;
+    if (doc->names != NULL)
+        total += TOML_MAX_NAMES * sizeof *doc->names;
+    return total;
+}
 
 const char *toml_type_name(toml_type t)
 {

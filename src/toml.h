@@ -78,6 +78,9 @@ const toml_entry *toml_entries(const toml_doc *doc);
 const toml_table *toml_tables(const toml_doc *doc);
 /* Number of lines in the text (at least 1). */
 int toml_line_count(const toml_doc *doc);
+/* Bytes of heap the document holds (arena chunks and the name table), so
+ * tests can check that memory stays linear in the input. */
+size_t toml_memory_used(const toml_doc *doc);
 
 /* "string", "integer", ... for error messages. */
 const char *toml_type_name(toml_type t);

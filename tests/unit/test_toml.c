@@ -277,3 +277,45 @@ TEST(toml_name_limit)
     toml_free(d);
     free(text);
 }
+
+/* Many strings on one line: memory must stay linear in the input. Each
+ * basic string used to reserve the rest of its line, so this 80 KB line
+ * took about 800 MB. */
+TEST(toml_many_strings_one_line_bounded_memory)
+{
+    enum { ITEMS = 20000 };
+    size_t cap = 16 + ITEMS * 5;
+    char *text = malloc(cap);
+    CHECK(text != NULL);
+    if (text == NULL)
+        return;
+    size_t n = 0;
+    memcpy(text, "a = [", 5);
+    n = 5;
+    for (int i = 0; i < ITEMS; i++) {
+        /* Mix in an escape so the escape path is measured as well. */
+        memcpy(text + n, i % 2 ? "\"x\"," : "\"\\t\",", i % 2 ? 4 : 5);
+        n += i % 2 ? 4 : 5;
+    }
+    text[n++] = ']';
+    toml_error err;
+    toml_doc *d = toml_parse(text, n, &err);
+    CHECK(d != NULL);
+    if (d != NULL) {
+        const toml_entry *e = toml_entries(d);
+        CHECK(e != NULL && e->value.type == TOML_ARRAY && e->value.count == ITEMS);
+        if (e != NULL && e->value.count == ITEMS) {
+            CHECK_STR(e->value.items[0].str, "\t");
+            CHECK_STR(e->value.items[ITEMS - 1].str, "x");
+        }
+        /* About 4 MB is the array itself (64-byte values, doubling). */
+        size_t used = toml_memory_used(d);
+        if (used >= 8u << 20) {
+            char m[120];
+            snprintf(m, sizeof m, "toml_memory_used = %zu bytes for a %zu-byte input", used, n);
+            unit_fail(__FILE__, __LINE__, m);
+        }
+    }
+    toml_free(d);
+    free(text);
+}
