@@ -1,4 +1,5 @@
-/* conn: the per-connection state machine and the byte movers.
+/* conn: the per-connection state machine (relay.c moves the bytes once it
+ * is established).
  *
  * Ownership: a conn owns its two fds and up to three pool blocks (hello
  * bytes, up flow, down flow). conn_close releases all of them; the struct
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "netutil.h"
 #include "proxyproto.h"
+#include "relay.h"
 #include "server.h"
 
 /* ServerHello application-data size when nothing better is known: what mtg
@@ -25,32 +27,10 @@
 #define SH_APPDATA_MIN 2500
 #define SH_APPDATA_SPREAD 2200
 
-/* Record sizes toward the client follow Go's crypto/tls (what Caddy, the
- * site we front, sends): TLS 1.3 records start at one TCP segment of
- * plaintext (1208-byte MSS estimate minus header, AEAD tag and content type:
- * 1186 bytes), grow by that much per record, and go to full size once 128 KiB
- * have been sent. Our records carry raw bytes, so their length is what Go's
- * ciphertext length would be: plaintext + 17. Full size is mtg's 16379
- * rather than Go's 16401: older tdlib drops records longer than 16384. */
-#define GO_SEGMENT_PLAINTEXT 1186
-#define GO_AEAD_EXPANSION 17
-#define GO_BOOST_BYTES (128 * 1024)
-
 /* Fronted connections are closed for idleness only after the web server
  * behind us would have closed them itself (Caddy's idle_timeout is 5 min):
  * our own close would be a tell. */
 #define FRONT_IDLE_MIN_MS (6 * 60 * 1000)
-
-static size_t record_payload_cap(const conn *c)
-{
-    size_t cap = FAKETLS_TX_MAX_PAYLOAD;
-    if (c->tx_bytes < GO_BOOST_BYTES && c->tx_records < 1000) {
-        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (c->tx_records + 1) + GO_AEAD_EXPANSION;
-        if (ramp < cap)
-            cap = ramp;
-    }
-    return cap;
-}
 
 static void update_interest(conn *c);
 static void start_fronting(conn *c);
@@ -62,22 +42,6 @@ static void process_init(conn *c, size_t raw_from);
 /* ---------- small helpers ---------- */
 
 static uint64_t now_ms(conn *c) { return c->srv->loop.now_ms; }
-
-/* read(2) with results normalised once: >0 bytes, 0 EOF, -1 would block,
- * -2 error (errno kept). */
-static ssize_t read_some(int fd, uint8_t *buf, size_t cap)
-{
-    for (;;) {
-        ssize_t n = read(fd, buf, cap);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return -1;
-        return -2;
-    }
-}
 
 static void drop_peer_fd(conn *c)
 {
@@ -97,55 +61,6 @@ static int ensure_hs(conn *c)
         return -1;
     c->hs_start = c->hs_len = CONN_HS_HEADROOM;
     return 0;
-}
-
-/* Writes a flow's pending bytes to fd. Releases the block when empty and
- * passes a FIN on once the source has ended. Returns 0, or -1 on a write
- * error (the destination reset or vanished). */
-static int flush_flow(conn *c, conn_flow *f, int fd, uint64_t *traffic)
-{
-    while (f->off < f->len) {
-        ssize_t n = write(fd, f->buf + f->off, f->len - f->off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            return -1;
-        }
-        f->off += (size_t)n;
-        f->bytes += (uint64_t)n;
-        if (traffic)
-            *traffic += (uint64_t)n;
-        c->last_activity_ms = now_ms(c);
-    }
-    if (f->buf) {
-        pool_put(&c->srv->pool, f->buf);
-        f->buf = NULL;
-    }
-    f->off = f->len = 0;
-    if (f->eof && !f->shut) {
-        shutdown(fd, SHUT_WR);
-        f->shut = 1;
-    }
-    return 0;
-}
-
-static uint64_t *traffic_counter(conn *c, metrics_direction d)
-{
-    if (c->fronted)
-        return &c->srv->metrics.fronting_traffic[d];
-    return c->dc_slot ? &c->dc_slot->traffic[d] : NULL;
-}
-
-static int flush_up(conn *c)
-{
-    return flush_flow(c, &c->up, c->pw.fd, traffic_counter(c, METRICS_FROM_CLIENT));
-}
-
-static int flush_down(conn *c)
-{
-    return flush_flow(c, &c->down, c->cw.fd, traffic_counter(c, METRICS_TO_CLIENT));
 }
 
 static int relaying(const conn *c) { return c->state == CS_RELAY || c->state == CS_FRONT_RELAY; }
@@ -342,7 +257,7 @@ static void front_connected(conn *c)
         memcpy(c->up.buf + c->up.off, hdr, n);
         c->up.bytes = 0;
     }
-    if (flush_up(c) < 0)
+    if (relay_flush_up(c) < 0)
         conn_close(c, CLOSE_PEER_RESET, 1, 0);
 }
 
@@ -373,7 +288,7 @@ static void send_server_hello(conn *c, const faketls_hello *h)
     }
     c->down.off = 0;
     c->down.len = n;
-    if (flush_down(c) < 0)
+    if (relay_flush_down(c) < 0)
         conn_close(c, CLOSE_CLIENT_RESET, 0, 0);
 }
 
@@ -534,81 +449,8 @@ static void dc_connected(conn *c)
         c->dc_counted = 1;
     }
     log_debug("conn", "relaying to DC %d at %s", c->dc_num, c->peer_ip);
-    if (flush_up(c) < 0)
+    if (relay_flush_up(c) < 0)
         conn_close(c, CLOSE_PEER_RESET, 1, 0);
-}
-
-/* ---------- relay ---------- */
-
-/* Reads once from the client into the up flow (transforming for Telegram)
- * and writes it on immediately; reading resumes only when it is flushed. */
-static void relay_from_client(conn *c)
-{
-    server *s = c->srv;
-    if (!(c->up.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
-    }
-    ssize_t n = read_some(c->cw.fd, c->up.buf, POOL_BLOCK_SIZE);
-    size_t len = n > 0 ? (size_t)n : 0;
-    if (n > 0 && c->state == CS_RELAY) {
-        faketls_reason why = FAKETLS_R_NONE;
-        if (faketls_rx_unwrap(&c->rx, c->up.buf, len, &len, &why) < 0) {
-            log_info("conn", "bad TLS record from client (%s)", faketls_reason_name(why));
-            conn_close(c, CLOSE_BAD_RECORD, 0, 1);
-            return;
-        }
-        crypto_ctr_apply(&c->cli.rx, c->up.buf, len);
-        crypto_ctr_apply(&c->dc.tx, c->up.buf, len);
-    }
-    c->up.off = 0;
-    c->up.len = len;
-    if (n == 0)
-        c->up.eof = 1;
-    if (n == -2) {
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
-        return;
-    }
-    if (n > 0)
-        c->last_activity_ms = now_ms(c);
-    if (flush_up(c) < 0)
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
-}
-
-static void relay_from_peer(conn *c)
-{
-    server *s = c->srv;
-    if (!(c->down.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
-    }
-    /* Telegram bytes go out as TLS records: leave room for the header. */
-    size_t hdr = c->state == CS_RELAY ? 5 : 0;
-    size_t cap = c->state == CS_RELAY ? record_payload_cap(c) : POOL_BLOCK_SIZE;
-    ssize_t n = read_some(c->pw.fd, c->down.buf + hdr, cap);
-    size_t len = 0;
-    if (n > 0) {
-        len = (size_t)n;
-        if (hdr) {
-            crypto_ctr_apply(&c->dc.rx, c->down.buf + hdr, len);
-            crypto_ctr_apply(&c->cli.tx, c->down.buf + hdr, len);
-            faketls_tx_header(c->down.buf, len);
-            c->tx_records++;
-            c->tx_bytes += len + hdr;
-            len += hdr;
-        }
-        c->last_activity_ms = now_ms(c);
-    }
-    c->down.off = 0;
-    c->down.len = len;
-    if (n == 0)
-        c->down.eof = 1;
-    if (n == -2) {
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
-        return;
-    }
-    if (flush_down(c) < 0)
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
 }
 
 /* ---------- event dispatch ---------- */
@@ -630,7 +472,7 @@ static void read_handshake(conn *c)
         return;
     }
     size_t from = c->hs_len;
-    ssize_t n = read_some(c->cw.fd, c->hs + c->hs_len, POOL_BLOCK_SIZE - c->hs_len);
+    ssize_t n = relay_read(c->cw.fd, c->hs + c->hs_len, POOL_BLOCK_SIZE - c->hs_len);
     if (n == -1)
         return;
     if (n == -2) {
@@ -698,7 +540,7 @@ static void on_client(loop_watch *w, uint32_t ev)
         return;
     int readable = (w->mask & EPOLLIN) && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR));
     int writable = (w->mask & EPOLLOUT) && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR));
-    if (writable && flush_down(c) < 0) {
+    if (writable && relay_flush_down(c) < 0) {
         conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
         return;
     }
@@ -737,7 +579,7 @@ static void on_peer(loop_watch *w, uint32_t ev)
     }
     int readable = (w->mask & EPOLLIN) && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR));
     int writable = (w->mask & EPOLLOUT) && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR));
-    if (writable && flush_up(c) < 0) {
+    if (writable && relay_flush_up(c) < 0) {
         conn_close(c, CLOSE_PEER_RESET, 1, 0);
         return;
     }
@@ -838,6 +680,3 @@ void conn_check_deadline(conn *c, uint64_t now)
     }
     update_interest(c);
 }
-
-_Static_assert(5 + FAKETLS_TX_MAX_PAYLOAD <= POOL_BLOCK_SIZE,
-               "a full-size record must fit one pool block");
