@@ -858,6 +858,32 @@ static const char *kind_text(key_kind kind)
     return "a value";
 }
 
+/* mtg encodes every key except secret, bind-to and proxy-protocol-listener
+ * with json omitempty, so 0, 0.0 and "" never reach its validators: the
+ * default applies. Templated configs produce these when a variable is
+ * empty. Booleans are left out: false is a real value here (it turns off
+ * anti-replay, which defaults to true), and arrays keep their own checks. */
+static int zero_means_default(const key_def *k, const toml_value *tv)
+{
+    if (k->set == set_secret || k->set == set_bind)
+        return 0;
+    switch (k->kind) {
+    case K_INT:
+        return tv->i == 0;
+    case K_FLOAT:
+        return tv->type == TOML_FLOAT ? tv->f == 0.0 : tv->i == 0;
+    case K_STRING:
+    case K_DURATION:
+    case K_BYTES:
+        return tv->str_len == 0;
+    case K_BOOL:
+    case K_STRLIST:
+        return 0;
+    }
+    return 0;
+}
+
+/* 0: *v holds the value; 1: a zero value, keep the default; -1: error. */
 static int convert(load_ctx *c, const key_def *k, const toml_value *tv, key_val *v)
 {
     const char *name = c->cur_key;
@@ -877,6 +903,8 @@ static int convert(load_ctx *c, const key_def *k, const toml_value *tv, key_val 
                         : tv->type == TOML_FLOAT ? "a float" : "a boolean";
         return cfail(c, line, "key '%s' must be %s, not %s", name, kind_text(k->kind), got);
     }
+    if (zero_means_default(k, tv))
+        return 1;
 
     char lo[32], hi[32];
     memset(v, 0, sizeof *v);
@@ -944,8 +972,16 @@ static int apply_entry(load_ctx *c, const toml_entry *e)
         return cfail(c, e->line, "unknown key '%s' at the top level%s", e->key, hint);
     }
     key_val v;
-    if (convert(c, k, &e->value, &v) < 0)
+    int rc = convert(c, k, &e->value, &v);
+    if (rc < 0)
         return -1;
+    if (rc > 0) {
+        /* Defaults are already in place and a key occurs once, so leaving
+         * the value alone is "unset" (a legacy key can still apply). */
+        log_debug("config", "%s:%d: '%s' is empty or zero: using the default", c->name,
+                  e->line, display);
+        return 0;
+    }
     return k->set(c, k, &v, e->line);
 }
 
