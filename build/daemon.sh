@@ -30,7 +30,15 @@ daemon_jobs() {
 daemon_missing_packages() {
     command -v musl-gcc >/dev/null 2>&1 || echo musl-tools
     command -v dpkg-source >/dev/null 2>&1 || echo dpkg-dev
-    command -v clang >/dev/null 2>&1 || echo clang
+    if command -v clang >/dev/null 2>&1; then
+        # The sanitizer and libFuzzer runtimes are a separate package that
+        # --no-install-recommends leaves out.
+        rt=$(clang -print-file-name="libclang_rt.asan-$(uname -m).a" 2>/dev/null)
+        [ -e "$rt" ] || echo libclang-rt-dev
+    else
+        echo clang
+        echo libclang-rt-dev
+    fi
     command -v file >/dev/null 2>&1 || echo file
     command -v make >/dev/null 2>&1 || echo make
     command -v ar >/dev/null 2>&1 || echo binutils

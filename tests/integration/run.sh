@@ -18,8 +18,11 @@ need_pkgs() {
     "$python" -c 'import cryptography' 2>/dev/null || missing="$missing python3-cryptography"
     if [ -n "$missing" ]; then
         echo "installing:$missing" >&2
-        apt-get install -y $missing >&2 || {
-            echo "run.sh: cannot install$missing (try apt-get update first)" >&2
+        # shellcheck disable=SC2086 # a list of package names
+        DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2 || {
+            apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2
+        } || {
+            echo "run.sh: cannot install$missing" >&2
             exit 2
         }
     fi
