@@ -30,6 +30,12 @@ daemon_jobs() {
 daemon_missing_packages() {
     command -v musl-gcc >/dev/null 2>&1 || echo musl-tools
     command -v dpkg-source >/dev/null 2>&1 || echo dpkg-dev
+    command -v file >/dev/null 2>&1 || echo file
+    command -v make >/dev/null 2>&1 || echo make
+    command -v ar >/dev/null 2>&1 || echo binutils
+    command -v strip >/dev/null 2>&1 || echo binutils
+    # clang only for the sanitizer and fuzz builds (not in the image builder).
+    [ "${DAEMON_NEED_CLANG:-0}" = 1 ] || return 0
     if command -v clang >/dev/null 2>&1; then
         # The sanitizer and libFuzzer runtimes are a separate package that
         # --no-install-recommends leaves out.
@@ -39,10 +45,6 @@ daemon_missing_packages() {
         echo clang
         echo libclang-rt-dev
     fi
-    command -v file >/dev/null 2>&1 || echo file
-    command -v make >/dev/null 2>&1 || echo make
-    command -v ar >/dev/null 2>&1 || echo binutils
-    command -v strip >/dev/null 2>&1 || echo binutils
     return 0
 }
 
@@ -312,6 +314,7 @@ daemon_unit() {
 
 # ASan+UBSan build of the unit tests (run) and of the daemon (when main.c exists).
 daemon_asan() {
+    DAEMON_NEED_CLANG=1
     daemon_setup
     daemon_bearssl_asan
     if [ -f src/main.c ]; then
@@ -325,6 +328,7 @@ daemon_asan() {
 }
 
 daemon_fuzz() {
+    DAEMON_NEED_CLANG=1
     daemon_setup
     daemon_bearssl_asan
     daemon_make fuzz fuzz
