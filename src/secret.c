@@ -141,11 +141,14 @@ secret_status secret_parse(const char *text, size_t len, tg_secret *out)
     long n = decode_hex(text, len, bin, sizeof bin);
     if (n < 0)
         n = decode_base64(text, len, bin, sizeof bin);
+    /* Both decoders write as they go, so bin may hold key bytes even when
+     * decoding failed: every path below ends in the wipe. */
     if (n < 0)
-        return SECRET_ERR_ENCODING;
-    if (n == 0)
-        return SECRET_ERR_EMPTY;
-    st = from_binary(bin, (size_t)n, out);
+        st = SECRET_ERR_ENCODING;
+    else if (n == 0)
+        st = SECRET_ERR_EMPTY;
+    else
+        st = from_binary(bin, (size_t)n, out);
     crypto_wipe(bin, sizeof bin);
     return st;
 }

@@ -1,6 +1,8 @@
 #include "unit.h"
 
+#include "crypto.h"
 #include "secret.h"
+#include "stack_probe.h"
 
 /* mtg README: generate-secret google.com (base64url) */
 #define README_B64 "7ibaERuTSGPH1RdztfYnN4tnb29nbGUuY29t"
@@ -173,4 +175,62 @@ TEST(secret_generate_roundtrip)
     secret_wipe(&t);
     static const unsigned char zero[16];
     CHECK_MEM(t.key, zero, 16);
+}
+
+/* ---- no key bytes left behind on failure --------------------------------- */
+
+#define PROBE_KEY_HEX "5ec73a91d20b4f68e1a7c43b9f0d2e81"
+
+typedef struct {
+    const char *text;
+    secret_status st;
+} probe_parse_args;
+
+static void probe_parse(void *arg)
+{
+    probe_parse_args *a = arg;
+    tg_secret s;
+    a->st = secret_parse(a->text, strlen(a->text), &s);
+    if (a->st == SECRET_OK)
+        secret_wipe(&s);
+}
+
+/* Positive control: a frame that keeps the key is found, so the clean
+ * scans mean something. */
+static void probe_leaky(void *arg)
+{
+    volatile uint8_t copy[16];
+    for (size_t i = 0; i < sizeof copy; i++)
+        copy[i] = ((const uint8_t *)arg)[i];
+}
+
+TEST(secret_failed_parse_wipes_decoded_key)
+{
+    uint8_t key[16];
+    CHECK_EQ_INT(unit_unhex(PROBE_KEY_HEX, key, sizeof key), 16);
+
+    /* Hex decodes the key, then fails on "=="; base64 refuses the odd
+     * padding before writing anything, so only a wipe removes the key. */
+    probe_parse_args a = { "ee" PROBE_KEY_HEX "61==", SECRET_OK };
+    probe_call(probe_parse, &a);
+    CHECK_EQ_INT(a.st, SECRET_ERR_ENCODING);
+    CHECK(!probe_stack_has(key, sizeof key));
+
+    /* base64url of ee || key || "a.bc" with a bad last character: base64
+     * writes the key before it fails. */
+    a.text = "7l7HOpHSC09o4afEO58NLoFhLmJj!";
+    probe_call(probe_parse, &a);
+    CHECK_EQ_INT(a.st, SECRET_ERR_ENCODING);
+    CHECK(!probe_stack_has(key, sizeof key));
+
+    /* The same secret, valid: parsed and then wiped by the caller. */
+    a.text = "7l7HOpHSC09o4afEO58NLoFhLmJj";
+    probe_call(probe_parse, &a);
+    CHECK_EQ_INT(a.st, SECRET_OK);
+    CHECK(!probe_stack_has(key, sizeof key));
+
+    /* Last, so it cannot spoil the checks above. */
+    probe_call(probe_leaky, key);
+    CHECK(probe_stack_has(key, sizeof key));
+    crypto_wipe(key, sizeof key);
 }
