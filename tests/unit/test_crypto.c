@@ -2,6 +2,7 @@
 #include "unit.h"
 
 #include "crypto.h"
+#include "stack_probe.h"
 
 /* ---- SHA-256 / HMAC ------------------------------------------------------ */
 
@@ -291,4 +292,117 @@ TEST(crypto_equal_and_wipe)
     crypto_wipe(a, sizeof a);
     memset(b, 0, sizeof b);
     CHECK_MEM(a, b, sizeof a);
+}
+
+/* ---- no key material left in dead stack frames -------------------------- */
+
+static const uint8_t probe_key[16] = {
+    0x9b, 0x31, 0xe4, 0x72, 0x0c, 0xd8, 0x5a, 0xf1,
+    0x46, 0xaf, 0x13, 0x87, 0x6e, 0xc2, 0x3d, 0xb9,
+};
+
+/* What must not survive, computed before the probes run: key, key ^ 0x36
+ * and key ^ 0x5c (HMAC's padded keys), and HMAC's inner and outer key
+ * states (SHA-256 state after one block of key ^ ipad / key ^ opad; either
+ * is enough to forge MACs). Each as bytes and as host-order 32-bit words,
+ * which is how SHA-256 holds message words and state. Static, so the
+ * patterns themselves are not on the stack being searched. */
+enum { PROBE_FORMS = 3, PROBE_STATES = 2 };
+static uint8_t probe_pat[2 * (PROBE_FORMS + PROBE_STATES)][16];
+
+static void probe_patterns(const uint8_t key[16])
+{
+    static const uint8_t pads[PROBE_FORMS] = { 0x00, 0x36, 0x5c };
+    size_t n = 0;
+    for (size_t p = 0; p < PROBE_FORMS; p++) {
+        for (size_t i = 0; i < 16; i++)
+            probe_pat[n][i] = (uint8_t)(key[i] ^ pads[p]);
+        probe_swap32(probe_pat[n], probe_pat[n + 1], 16);
+        n += 2;
+    }
+    for (size_t p = 1; p < PROBE_FORMS; p++) {
+        uint8_t block[64], state[32];
+        br_sha256_context ctx;
+        memset(block, pads[p], sizeof block);
+        for (size_t i = 0; i < 16; i++)
+            block[i] ^= key[i];
+        br_sha256_init(&ctx);
+        br_sha256_update(&ctx, block, sizeof block);
+        br_sha256_state(&ctx, state);        /* big-endian words */
+        memcpy(probe_pat[n], state, 16);      /* half a state is plenty */
+        probe_swap32(probe_pat[n], probe_pat[n + 1], 16);
+        n += 2;
+        crypto_wipe(block, sizeof block);
+        crypto_wipe(state, sizeof state);
+        crypto_wipe(&ctx, sizeof ctx);
+    }
+    /* Hashing above left its own temporaries below us. */
+    probe_scrub();
+}
+
+/* Index of the first pattern found in dead stack, or -1. */
+static int probe_found(void)
+{
+    for (size_t i = 0; i < sizeof probe_pat / sizeof probe_pat[0]; i++)
+        if (probe_stack_has(probe_pat[i], 16))
+            return (int)i;
+    return -1;
+}
+
+/* obfs2's mixed_key: SHA-256(material(32) || key(16)), one partial block. */
+static void probe_sha256(void *arg)
+{
+    uint8_t in[48], out[32];
+    memset(in, 0x11, 32);
+    memcpy(in + 32, arg, 16);
+    crypto_sha256(in, sizeof in, out);
+    crypto_wipe(in, sizeof in);
+}
+
+static void probe_hmac_oneshot(void *arg)
+{
+    uint8_t out[32];
+    crypto_hmac_sha256(arg, 16, "hello", 5, out);
+}
+
+/* The streaming calls as faketls makes them. */
+static void probe_hmac_stream(void *arg)
+{
+    crypto_hmac h;
+    uint8_t out[32];
+    crypto_hmac_init(&h, arg, 16);
+    crypto_hmac_update(&h, "client random and hello", 23);
+    crypto_hmac_final(&h, out);
+    crypto_hmac_wipe(&h);
+}
+
+static void probe_leaky(void *arg)
+{
+    volatile uint8_t copy[16];
+    for (size_t i = 0; i < sizeof copy; i++)
+        copy[i] = (uint8_t)(((const uint8_t *)arg)[i] ^ 0x5c);
+}
+
+TEST(crypto_hash_and_hmac_leave_no_key_on_stack)
+{
+    uint8_t key[16];
+    memcpy(key, probe_key, sizeof key);
+    probe_patterns(key);
+
+    probe_scrub();
+    probe_call(probe_sha256, key);
+    CHECK_EQ_INT(probe_found(), -1);
+    probe_scrub();
+    probe_call(probe_hmac_oneshot, key);
+    CHECK_EQ_INT(probe_found(), -1);
+    probe_scrub();
+    probe_call(probe_hmac_stream, key);
+    CHECK_EQ_INT(probe_found(), -1);
+
+    /* Positive control, last so it cannot spoil the checks above. */
+    probe_scrub();
+    probe_call(probe_leaky, key);
+    CHECK(probe_found() >= 0);
+    crypto_wipe(key, sizeof key);
+    memset(probe_pat, 0, sizeof probe_pat);
 }
