@@ -135,7 +135,7 @@ BAD_CONFIGS = [
     # (text, line number the message must name)
     (BASE + "unknown-key = 1\n", 3),
     (BASE + 'secret = "%s"\n' % SECRET_HEX, 3),                 # duplicate
-    (BASE + "concurrency = 0\n", 3),
+    (BASE + "concurrency = 65536\n", 3),
     (BASE + "concurrency = 70000\n", 3),
     (BASE + 'tolerate-time-skewness = "soon"\n', 3),
     (BASE + "[network.timeout]\nidle = 5\n", 4),
