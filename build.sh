@@ -66,6 +66,7 @@ main() {
             ;;
         demo)
             need_image demo
+            image_engine_ensure
             daemon_build
             image_rootfs
             image_build

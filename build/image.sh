@@ -342,11 +342,9 @@ image_build() {
     image_say "image $IMAGE_TAG built"
 }
 
-# image_demo: runs the appliance in the foreground on this machine's ports 80
-# and 443 with the embedded default DOMAIN=localhost and Caddy's internal CA
-# (no ACME, nothing leaves the machine but Telegram traffic). /init prints
-# the proxy links; Ctrl-C stops it. DEMO_DOMAIN overrides the hostname.
-image_demo() {
+# image_engine_ensure: installs podman and runc (Debian) when neither a
+# working docker nor podman is there, so the image can be built and run.
+image_engine_ensure() {
     if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
         missing=
         command -v podman >/dev/null 2>&1 || missing="$missing podman"
@@ -354,6 +352,14 @@ image_demo() {
         [ -z "$missing" ] || image_apt_install $missing
     fi
     image_engine_setup || image_die "neither a working docker nor podman"
+}
+
+# image_demo: runs the appliance in the foreground on this machine's ports 80
+# and 443 with the embedded default DOMAIN=localhost and Caddy's internal CA
+# (no ACME, nothing leaves the machine but Telegram traffic). /init prints
+# the proxy links; Ctrl-C stops it. DEMO_DOMAIN overrides the hostname.
+image_demo() {
+    image_engine_ensure
     $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_build
     image_say "running $IMAGE_TAG on ports 80 and 443 as DOMAIN=${DEMO_DOMAIN:-localhost} (Ctrl-C stops it)"
     tty=
