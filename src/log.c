@@ -9,6 +9,14 @@
 
 static log_level current_level = LOG_INFO;
 
+/* A flood of per-connection events (a replay storm, a DC outage) must not
+ * turn into a flood of blocking writes to stderr: at most LOG_MAX_PER_SEC
+ * lines a second, then one line saying how many were dropped. */
+#define LOG_MAX_PER_SEC 500
+static time_t window_sec;
+static unsigned window_lines;
+static unsigned long dropped;
+
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void log_set_level(log_level level) { current_level = level; }
@@ -22,6 +30,20 @@ void log_msg(log_level level, const char *component, const char *fmt, ...)
     char line[1024];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != window_sec) {
+        window_sec = ts.tv_sec;
+        window_lines = 0;
+        if (dropped) {
+            unsigned long n = dropped;
+            dropped = 0;
+            log_msg(LOG_WARN, "log", "%lu lines dropped (more than %d a second)", n,
+                    LOG_MAX_PER_SEC);
+        }
+    }
+    if (++window_lines > LOG_MAX_PER_SEC) {
+        dropped++;
+        return;
+    }
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
