@@ -27,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tgclient  # noqa: E402
+from recorder import RecordingServer  # noqa: E402
 
 REQ_PQ_MULTI = 0xbe7e8ef1
 REQ_PQ = 0x60469778
@@ -61,48 +62,17 @@ class DCConn:
         }
 
 
-class FakeDC:
+class FakeDC(RecordingServer):
     def __init__(self, host="127.0.0.1", port=0, mode="echo", status_file=None):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.lsock = socket.socket(fam, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((host, port))
-        self.lsock.listen(256)
-        self.host = host
-        self.port = self.lsock.getsockname()[1]
+        self.status_file = status_file
+        super().__init__(host, port)
         self.mode = mode
         self.blast_bytes = 256 << 20
         self.stall_release = threading.Event()
-        self.status_file = status_file
-        self.conns = []
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
-        self._stop = False
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._socks = []
-
-    @property
-    def addr(self):
-        return (self.host, self.port)
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def stop(self):
-        self._stop = True
         self.stall_release.set()
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
-        with self.lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+        super().stop()
 
     # -- observations for tests
 
@@ -120,23 +90,10 @@ class FakeDC:
             return None
         return self.wait_for(find, timeout)
 
-    def wait_for(self, pred, timeout=5.0):
-        """Waits until pred(conns) is true; returns the result or None."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                r = pred(self.conns)
-                if r:
-                    return r
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-
     def _changed(self):
         with self.cond:
             self.cond.notify_all()
-            if self.status_file:
+            if getattr(self, "status_file", None):
                 tmp = self.status_file + ".tmp"
                 with open(tmp, "w") as f:
                     json.dump({"port": self.port,
@@ -145,20 +102,12 @@ class FakeDC:
 
     # -- server
 
-    def _accept_loop(self):
-        while not self._stop:
-            try:
-                s, peer = self.lsock.accept()
-            except OSError:
-                return
-            c = DCConn(peer)
-            c.sock = s
-            with self.lock:
-                self.conns.append(c)
-                self._socks.append(s)
-            threading.Thread(target=self._serve, args=(s, c), daemon=True).start()
+    def new_conn(self, s, peer):
+        c = DCConn(peer)
+        c.sock = s
+        return c, ()
 
-    def _serve(self, s, c):
+    def serve(self, s, c):
         try:
             s.settimeout(None)
             wire = tgclient.recv_exact(s, 64)

@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 
+from recorder import RecordingServer
+
 PP2_SIG = b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a"
 
 
@@ -118,15 +120,11 @@ def make_self_signed(host, dirpath):
     return cpath, kpath
 
 
-class FrontingBackend:
+class FrontingBackend(RecordingServer):
+    backlog = 512
+
     def __init__(self, host="127.0.0.1", port=0):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.lsock = socket.socket(fam, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((host, port))
-        self.lsock.listen(512)
-        self.host = host
-        self.port = self.lsock.getsockname()[1]
+        super().__init__(host, port)
         self.reply_on_data = None
         self.reply_on_eof = None
         self.tls = False
@@ -136,34 +134,6 @@ class FrontingBackend:
         self.tls_host = None
         self.tls_response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
         self._ctx = None
-        self.conns = []
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
-        self._stop = False
-        self._socks = []
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-
-    @property
-    def addr(self):
-        return (self.host, self.port)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop = True
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
-        with self.lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
 
     def enable_tls(self, host):
         d = tempfile.mkdtemp(prefix="tgf-cert-")
@@ -186,48 +156,13 @@ class FrontingBackend:
         self.rst_on_data = False
         self.blast_sent = 0
 
-    def wait_for(self, pred, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                r = pred(self.conns)
-                if r:
-                    return r
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
+    def new_conn(self, s, peer):
+        c = BackendConn(peer)
+        c.blast = self.blast
+        c.rst_on_data = self.rst_on_data
+        return c, (self.reply_on_data, self.reply_on_eof, self.tls)
 
-    def wait_conn_with(self, pred, timeout=5.0):
-        """First connection c with pred(c) true."""
-        def find(conns):
-            for c in conns:
-                if pred(c):
-                    return c
-            return None
-        return self.wait_for(find, timeout)
-
-    def _changed(self):
-        with self.cond:
-            self.cond.notify_all()
-
-    def _accept_loop(self):
-        while not self._stop:
-            try:
-                s, peer = self.lsock.accept()
-            except OSError:
-                return
-            c = BackendConn(peer)
-            with self.lock:
-                self.conns.append(c)
-                self._socks.append(s)
-            self._changed()
-            c.blast = self.blast
-            c.rst_on_data = self.rst_on_data
-            args = (s, c, self.reply_on_data, self.reply_on_eof, self.tls)
-            threading.Thread(target=self._serve, args=args, daemon=True).start()
-
-    def _serve(self, s, c, reply_on_data, reply_on_eof, tls):
+    def serve(self, s, c, reply_on_data, reply_on_eof, tls):
         buf = bytearray()
         header_done = False
         replied = False
