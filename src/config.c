@@ -1022,6 +1022,10 @@ void config_defaults(tgf_config *cfg)
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].def != NULL)
             (void)apply_default(&c, &keys[i]);   /* covered by unit tests */
+    /* [network.client-keep-alive] until the key table declares it. */
+    cfg->client_keepalive_idle_s = 120;
+    cfg->client_keepalive_interval_s = 30;
+    cfg->client_keepalive_count = 5;
 }
 
 /* ---- whole-document checks ------------------------------------------ */

@@ -40,6 +40,11 @@ typedef struct {
     int keepalive_disabled;
     uint32_t keepalive_idle_s, keepalive_interval_s, keepalive_count; /* 15,15,9 */
 
+    /* [network.client-keep-alive]: Telegram client sockets after a proven
+     * hello (tgfront's key) */
+    int client_keepalive_disabled;
+    uint32_t client_keepalive_idle_s, client_keepalive_interval_s, client_keepalive_count;
+
     /* [defense.anti-replay]: on unless enabled = false (safer than mtg). */
     int antireplay_enabled;
     uint64_t antireplay_max_size;        /* bytes, default 1 MiB */

@@ -1,225 +1,311 @@
 /* conn: the per-connection state machine (relay.c moves the bytes once it
  * is established).
  *
- * Ownership: a conn owns its two fds and up to three pool blocks (hello
- * bytes, up flow, down flow). conn_close releases all of them; the struct
- * itself is freed by conn_reap after the event batch, because a later event
- * in the same batch may still point at its watches. */
+ * Ownership: a conn owns its two fds (client, and the fronting target or the
+ * DC) and up to three pool blocks (hello bytes, up flow, down flow).
+ * conn_close releases all of them and tells the owner, who frees the
+ * struct after the event batch, because a later event in the same batch may
+ * still point at its watches. */
 #include "conn.h"
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
+#include "faketls.h"
 #include "log.h"
 #include "netutil.h"
+#include "obfs2.h"
 #include "proxyproto.h"
 #include "relay.h"
-#include "server.h"
+
+typedef enum {
+    CS_PROXY_HEADER,
+    CS_HELLO,
+    CS_FRONT_RELAY,
+    CS_OBFS2_INIT,
+    CS_DC_CONNECT,
+    CS_RELAY,
+    CS_CLOSED
+} conn_state;
+
+/* The peer socket (pw) is, in turn, the early fronting connection and then,
+ * for a proven client, the DC connection. */
+typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
 
 /* ServerHello application-data size when nothing better is known: what mtg
  * sends without doppelganger samples (2500..4699 bytes). */
 #define SH_APPDATA_MIN 2500
 #define SH_APPDATA_SPREAD 2200
 
-/* Fronted connections are closed for idleness only after the web server
- * behind us would have closed them itself (Caddy's idle_timeout is 5 min):
- * our own close would be a tell. */
-#define FRONT_IDLE_MIN_MS (6 * 60 * 1000)
+/* Headroom kept in front of the hello bytes, so the obfuscated2 frame toward
+ * the DC can be written in place in front of the client's early payload. */
+#define CONN_HS_HEADROOM 64
+
+/* What Go's runtime sets on accepted sockets (net.ListenConfig's default
+ * KeepAliveConfig): Caddy's visitors see this, so ours do until a hello
+ * proves the secret. */
+#define SITE_KEEPALIVE_IDLE_S 15
+#define SITE_KEEPALIVE_INTERVAL_S 15
+#define SITE_KEEPALIVE_COUNT 9
+
+struct conn {
+    const conn_env *env;
+    loop_watch cw;               /* client socket */
+    loop_watch pw;               /* fronting or DC socket; fd -1 if none */
+    conn_state state;
+    close_reason reason;
+    peer_kind peer;
+    unsigned peer_connecting : 1;
+    unsigned front_failed : 1;   /* every fronting address failed */
+    unsigned addr_known : 1;     /* client address final (inbound PROXY read) */
+    unsigned fronted : 1;
+    unsigned over_limit : 1;     /* front after the inbound PROXY header */
+    unsigned dc_counted : 1;
+    unsigned mem_wait : 1;       /* a block was refused: retry on the tick */
+    metrics_family family;
+    struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */
+    socklen_t client_len;
+    uint64_t deadline_ms;        /* handshake or connect deadline; 0 = none */
+    uint64_t last_activity_ms;
+    uint64_t activity_seen;      /* bytes counted at the last activity check */
+
+    uint8_t hdr[PROXYPROTO_V2_TCP6_LEN];   /* our PROXY header, still to write */
+    size_t hdr_off, hdr_len;
+
+    uint8_t *hs;                 /* hello bytes at hs[hs_start..hs_len) */
+    size_t hs_start, hs_len;
+    size_t hs_next_check;        /* hs_len at which the hello is worth re-checking */
+
+    relay_flow up;               /* client -> peer */
+    relay_flow down;             /* peer -> client */
+
+    faketls_rx rx;
+    obfs2_ciphers cli;           /* between client and us */
+    obfs2_ciphers dc;            /* between us and the DC */
+    uint8_t init[OBFS2_FRAME_LEN];
+    size_t init_have;
+    int dc_num;
+    uint32_t dc_seed;            /* reproduces the shuffled address order */
+    size_t addr_next;            /* next DC or fronting address to try */
+    metrics_dc_slot *dc_slot;
+    uint32_t tx_records;         /* records sent to the client after the ServerHello */
+    uint64_t tx_bytes;           /* their bytes, for the record-size ramp */
+    char peer_ip[48];
+};
+
+size_t conn_size(void) { return sizeof(conn); }
 
 static void update_interest(conn *c);
 static void start_fronting(conn *c);
-static void dial_next_front(conn *c);
-static void dial_next_dc(conn *c);
 static void process_hello(conn *c);
 static void process_init(conn *c, size_t raw_from);
+static void dial_next_front(conn *c);
+static void dial_next_dc(conn *c);
 
 /* ---------- small helpers ---------- */
 
-static uint64_t now_ms(conn *c) { return c->srv->loop.now_ms; }
+static uint64_t now_ms(const conn *c) { return c->env->loop->now_ms; }
+static pool *conn_pool(const conn *c) { return c->env->pool; }
+static metrics *conn_metrics(const conn *c) { return c->env->metrics; }
+static int closed(const conn *c) { return c->state == CS_CLOSED; }
 
-static void drop_peer_fd(conn *c)
+static void drop_peer(conn *c)
 {
     if (c->pw.fd >= 0) {
-        loop_watch_remove(&c->srv->loop, &c->pw);
+        loop_watch_remove(c->env->loop, &c->pw);
         close(c->pw.fd);
         c->pw.fd = -1;
     }
+    c->peer = PEER_NONE;
+    c->peer_connecting = 0;
 }
 
-static int ensure_hs(conn *c)
+static void close_fd(loop *l, loop_watch *w, int reset)
 {
-    if (c->hs)
-        return 0;
-    c->hs = pool_get(&c->srv->pool);
-    if (!c->hs)
-        return -1;
-    c->hs_start = c->hs_len = CONN_HS_HEADROOM;
-    return 0;
+    if (w->fd < 0)
+        return;
+    loop_watch_remove(l, w);
+    if (reset)
+        net_close_reset(w->fd);
+    else
+        close(w->fd);
+    w->fd = -1;
 }
 
-static int relaying(const conn *c) { return c->state == CS_RELAY || c->state == CS_FRONT_RELAY; }
-
-/* Both directions ended and flushed: a normal close, FIN already sent both ways. */
-static void close_if_done(conn *c)
+static void release_blocks(conn *c)
 {
-    if (c->state != CS_CLOSED && relaying(c) && c->up.shut && c->down.shut)
-        conn_close(c, CLOSE_DONE, 0, 0);
+    pool_put(conn_pool(c), c->hs);
+    pool_put(conn_pool(c), c->up.buf);
+    pool_put(conn_pool(c), c->down.buf);
+    c->hs = c->up.buf = c->down.buf = NULL;
 }
 
 /* ---------- teardown ---------- */
 
-void conn_close(conn *c, close_reason reason, int reset_client, int reset_peer)
+void conn_close(conn *c, close_reason reason)
 {
-    if (c->state == CS_CLOSED)
+    if (closed(c))
         return;
-    server *s = c->srv;
+    const close_reason_info *how = close_reason_get(reason);
     c->reason = reason;
     c->state = CS_CLOSED;
-
-    loop_watch_remove(&s->loop, &c->cw);
-    loop_watch_remove(&s->loop, &c->pw);
-    if (c->cw.fd >= 0) {
-        if (reset_client)
-            net_close_reset(c->cw.fd);
-        else
-            close(c->cw.fd);
-        c->cw.fd = -1;
-    }
-    if (c->pw.fd >= 0) {
-        if (reset_peer)
-            net_close_reset(c->pw.fd);
-        else
-            close(c->pw.fd);
-        c->pw.fd = -1;
-    }
-    pool_put(&s->pool, c->hs);
-    pool_put(&s->pool, c->up.buf);
-    pool_put(&s->pool, c->down.buf);
-    c->hs = c->up.buf = c->down.buf = NULL;
+    close_fd(c->env->loop, &c->cw, how->rst_client);
+    close_fd(c->env->loop, &c->pw, how->rst_peer);
+    release_blocks(c);
     crypto_wipe(&c->cli, sizeof c->cli);
     crypto_wipe(&c->dc, sizeof c->dc);
     crypto_wipe(c->init, sizeof c->init);
 
-    metrics *m = &s->metrics;
+    metrics *m = conn_metrics(c);
     m->client_connections[c->family]--;
     if (c->fronted)
         m->fronting_connections[c->family]--;
     if (c->dc_counted && c->dc_slot)
         c->dc_slot->connections--;
     m->closed[reason]++;
-    if (c->inspected)
-        s->inspected--;
-    s->open_conns--;
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->active = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = NULL;
-    c->next = s->dead;
-    s->dead = c;
-
-    log_debug("conn", "closed: %s, %s, %llu bytes up, %llu bytes down",
-              metrics_close_reason_name(reason), c->fronted ? "fronted" : "telegram",
-              (unsigned long long)c->up.bytes, (unsigned long long)c->down.bytes);
-    server_update_accept(s);
+    if (reason == CLOSE_NO_MEMORY || reason == CLOSE_INTERNAL)
+        log_warn("conn", "closed: %s", how->name);
+    log_debug("conn", "closed: %s, %s, %llu bytes up, %llu bytes down", how->name,
+              c->fronted ? "fronted" : "telegram", (unsigned long long)c->up.bytes,
+              (unsigned long long)c->down.bytes);
+    c->env->on_closed(c->env->owner, c);
 }
 
-void conn_reap(server *s)
+/* A relay status from relay.c, mapped to what the connection does. from_client:
+ * the flow was client -> peer. */
+static void on_relay_status(conn *c, relay_status st, int from_client)
 {
-    while (s->dead) {
-        conn *c = s->dead;
-        s->dead = c->next;
-        free(c);
+    switch (st) {
+    case RELAY_OK:
+        return;
+    case RELAY_NO_MEMORY:
+        c->mem_wait = 1;   /* stop reading; conn_tick retries */
+        return;
+    case RELAY_SRC_ERROR:
+        conn_close(c, from_client ? CLOSE_CLIENT_RESET : CLOSE_PEER_RESET);
+        return;
+    case RELAY_DST_ERROR:
+        conn_close(c, from_client ? CLOSE_PEER_RESET : CLOSE_CLIENT_RESET);
+        return;
+    case RELAY_BAD_RECORD:
+        conn_close(c, CLOSE_BAD_RECORD);
+        return;
     }
 }
 
 /* ---------- interest ---------- */
 
-static void update_interest(conn *c)
+static int relaying(const conn *c) { return c->state == CS_RELAY || c->state == CS_FRONT_RELAY; }
+
+/* Both directions ended and flushed: a normal close, FIN already sent both ways. */
+static void close_if_done(conn *c)
 {
-    if (c->state == CS_CLOSED)
-        return;
-    uint32_t cm = 0, pm = 0;
+    if (!closed(c) && relaying(c) && c->up.shut && c->down.shut)
+        conn_close(c, CLOSE_DONE);
+}
+
+static int peer_ready(const conn *c)
+{
+    return c->pw.fd >= 0 && !c->peer_connecting && c->hdr_off == c->hdr_len;
+}
+
+static uint32_t client_mask(const conn *c)
+{
+    uint32_t m = 0;
     switch (c->state) {
     case CS_PROXY_HEADER:
     case CS_HELLO:
-        cm = EPOLLIN;
-        break;
     case CS_OBFS2_INIT:
-        cm = EPOLLIN;
-        if (c->down.len)
-            cm |= EPOLLOUT;
+        if (!c->mem_wait)
+            m = LOOP_IN;
         break;
-    case CS_FRONT_CONNECT:
     case CS_DC_CONNECT:
-        if (c->down.len)
-            cm |= EPOLLOUT;
-        pm = EPOLLOUT;
         break;
     case CS_RELAY:
     case CS_FRONT_RELAY:
-        if (!c->up.len && !c->up.eof)
-            cm |= EPOLLIN;
-        if (c->down.len)
-            cm |= EPOLLOUT;
-        if (!c->down.len && !c->down.eof)
-            pm |= EPOLLIN;
-        if (c->up.len)
-            pm |= EPOLLOUT;
+        /* Client bytes wait until our PROXY header has gone out alone. */
+        if (!c->up.len && !c->up.eof && !c->mem_wait && peer_ready(c))
+            m = LOOP_IN;
         break;
     case CS_CLOSED:
-        return;
+        return 0;
     }
-    if (loop_watch_set(&c->srv->loop, &c->cw, cm) < 0 ||
-        loop_watch_set(&c->srv->loop, &c->pw, pm) < 0) {
-        log_warn("conn", "epoll_ctl failed: %s", strerror(errno));
-        conn_close(c, CLOSE_INTERNAL, 0, 0);
-    }
+    if (c->down.len)
+        m |= LOOP_OUT;
+    return m;
 }
 
-/* ---------- fronting ---------- */
-
-static void start_fronting(conn *c)
+static uint32_t peer_mask(const conn *c)
 {
-    server *s = c->srv;
-    if (ensure_hs(c) < 0) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
+    if (c->peer_connecting || c->hdr_off < c->hdr_len)
+        return LOOP_OUT;
+    uint32_t m = 0;
+    switch (c->state) {
+    case CS_PROXY_HEADER:
+    case CS_HELLO:
+        /* The site may speak or close before we decide: that decides. */
+        m = LOOP_IN;
+        break;
+    case CS_RELAY:
+    case CS_FRONT_RELAY:
+        if (!c->down.len && !c->down.eof && !c->mem_wait)
+            m = LOOP_IN;
+        if (c->up.len)
+            m |= LOOP_OUT;
+        break;
+    default:
+        break;
     }
-    c->fronted = 1;
-    /* The concurrency limit counts connections we inspect or relay to
-     * Telegram; website visitors must not use up Telegram's slots. */
-    if (c->inspected) {
-        c->inspected = 0;
-        s->inspected--;
-    }
-    s->metrics.domain_fronting++;
-    s->metrics.fronting_connections[c->family]++;
-    /* The hello block becomes the up flow: exactly the bytes read so far. */
-    c->up.buf = c->hs;
-    c->up.off = c->hs_start;
-    c->up.len = c->hs_len;
-    c->hs = NULL;
-    c->state = CS_FRONT_CONNECT;
-    c->addr_next = 0;
-    dial_next_front(c);
+    return m;
 }
+
+/* A socket that has had the other end's FIN and sent ours has nothing left
+ * to report; left registered, it would report a hangup on every wait. */
+static int set_watch(loop *l, loop_watch *w, uint32_t mask, int finished)
+{
+    if (finished) {
+        loop_watch_remove(l, w);
+        return 0;
+    }
+    return loop_watch_set(l, w, mask);
+}
+
+static void update_interest(conn *c)
+{
+    if (closed(c))
+        return;
+    loop *l = c->env->loop;
+    int relay = relaying(c);
+    if (set_watch(l, &c->cw, client_mask(c), relay && c->up.eof && c->down.shut) < 0 ||
+        set_watch(l, &c->pw, peer_mask(c), relay && c->down.eof && c->up.shut) < 0) {
+        log_warn("conn", "epoll_ctl failed: %s", strerror(errno));
+        conn_close(c, CLOSE_INTERNAL);
+    }
+}
+
+/* Notes progress for the Telegram idle timeout. */
+static void note_activity(conn *c)
+{
+    uint64_t seen = c->up.read_bytes + c->up.bytes + c->down.read_bytes + c->down.bytes;
+    if (seen != c->activity_seen) {
+        c->activity_seen = seen;
+        c->last_activity_ms = now_ms(c);
+    }
+}
+
+/* ---------- the early fronting connection ---------- */
 
 static void dial_next_front(conn *c)
 {
-    server *s = c->srv;
-    drop_peer_fd(c);
-    while (c->addr_next < s->front_count) {
-        const dc_addr *a = &s->front_addrs[c->addr_next++];
+    const conn_env *env = c->env;
+    drop_peer(c);
+    while (c->addr_next < env->front_count) {
+        const dc_addr *a = &env->front_addrs[c->addr_next++];
         int fd = net_connect_start((const struct sockaddr *)&a->addr, a->len);
         if (fd < 0) {
             log_debug("conn", "fronting connect failed: %s", strerror(errno));
@@ -227,129 +313,216 @@ static void dial_next_front(conn *c)
         }
         net_set_nodelay(fd);
         c->pw.fd = fd;
-        c->deadline_ms = s->cfg->timeout_tcp_ms ? now_ms(c) + s->cfg->timeout_tcp_ms : 0;
+        c->peer = PEER_FRONT;
+        c->peer_connecting = 1;
         return;
     }
+    c->front_failed = 1;
+    conn_metrics(c)->front_unreachable++;
     log_warn("conn", "cannot dial to the fronting target");
-    conn_close(c, CLOSE_FRONT_UNREACHABLE, 0, 0);
+    if (c->fronted)
+        conn_close(c, CLOSE_FRONT_UNREACHABLE);
 }
 
-static void front_connected(conn *c)
+/* Queues our PROXY v2 header once the fronting connection is up and the
+ * client's address is final. It is written on its own, before any client
+ * byte, as a load balancer in front of a stock server would. */
+static void queue_front_header(conn *c)
 {
-    server *s = c->srv;
-    c->state = CS_FRONT_RELAY;
-    c->deadline_ms = 0;
-    c->last_activity_ms = now_ms(c);
-    if (s->cfg->fronting_proxy_protocol) {
-        struct sockaddr_storage dst;
-        socklen_t dlen = sizeof dst;
-        uint8_t hdr[64];
-        size_t n = 0;
-        if (getpeername(c->pw.fd, (struct sockaddr *)&dst, &dlen) == 0)
-            n = proxyproto_v2_build(hdr, sizeof hdr, (const struct sockaddr *)&c->client_addr,
-                                    (const struct sockaddr *)&dst);
-        if (n == 0 || n > c->up.off) {
-            conn_close(c, CLOSE_INTERNAL, 0, 0);
+    if (!c->env->cfg->fronting_proxy_protocol || c->peer_connecting || !c->addr_known ||
+        c->hdr_len)
+        return;
+    struct sockaddr_storage dst;
+    socklen_t dlen = sizeof dst;
+    size_t n = 0;
+    if (getpeername(c->pw.fd, (struct sockaddr *)&dst, &dlen) == 0)
+        n = proxyproto_v2_build(c->hdr, sizeof c->hdr, (const struct sockaddr *)&c->client_addr,
+                                (const struct sockaddr *)&dst);
+    if (n == 0) {
+        conn_close(c, CLOSE_INTERNAL);
+        return;
+    }
+    c->hdr_off = 0;
+    c->hdr_len = n;
+}
+
+/* Writes what is due to the fronting target: our header, then the client's
+ * bytes once the verdict is "front". */
+static void flush_to_front(conn *c)
+{
+    while (c->hdr_off < c->hdr_len) {
+        ssize_t n = write(c->pw.fd, c->hdr + c->hdr_off, c->hdr_len - c->hdr_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0) {
+            conn_close(c, c->fronted ? CLOSE_PEER_RESET : CLOSE_FRONT_UNREACHABLE);
             return;
         }
-        /* The headroom in front of the client's bytes takes the header. */
-        c->up.off -= n;
-        memcpy(c->up.buf + c->up.off, hdr, n);
-        c->up.bytes = 0;
+        c->hdr_off += (size_t)n;
     }
-    if (relay_flush_up(c) < 0)
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
+    if (c->fronted)
+        on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
+}
+
+static void front_connect_done(conn *c, int err)
+{
+    if (err) {
+        log_debug("conn", "fronting connect failed: %s", strerror(err));
+        dial_next_front(c);
+        return;
+    }
+    c->peer_connecting = 0;
+    queue_front_header(c);
+    if (!closed(c))
+        flush_to_front(c);
+}
+
+/* The verdict is "front": the hello bytes become the up flow, exactly the
+ * bytes read so far, in order. */
+static void start_fronting(conn *c)
+{
+    metrics *m = conn_metrics(c);
+    c->fronted = 1;
+    c->state = CS_FRONT_RELAY;
+    c->deadline_ms = 0;
+    m->domain_fronting++;
+    m->fronting_connections[c->family]++;
+    c->up.traffic = &m->fronting_traffic[METRICS_FROM_CLIENT];
+    c->down.traffic = &m->fronting_traffic[METRICS_TO_CLIENT];
+    c->env->on_fronted(c->env->owner, c);
+    if (c->hs && c->hs_len > c->hs_start) {
+        c->up.buf = c->hs;
+        c->up.off = c->hs_start;
+        c->up.len = c->hs_len;
+    } else {
+        pool_put(conn_pool(c), c->hs);
+    }
+    c->hs = NULL;
+    if (c->front_failed) {
+        conn_close(c, CLOSE_FRONT_UNREACHABLE);
+        return;
+    }
+    if (peer_ready(c))
+        flush_to_front(c);
 }
 
 /* ---------- Telegram path ---------- */
 
-static void send_server_hello(conn *c, const faketls_hello *h)
+static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
 {
-    server *s = c->srv;
+    const tgf_config *cfg = c->env->cfg;
     uint8_t scalar[32], pub[32];
     uint8_t appdata[SH_APPDATA_MIN + SH_APPDATA_SPREAD];
     uint32_t r;
+    c->down.buf = block;
     if (crypto_random(scalar, sizeof scalar) < 0 || crypto_random(&r, sizeof r) < 0) {
-        conn_close(c, CLOSE_INTERNAL, 0, 0);
+        crypto_wipe(scalar, sizeof scalar);
+        conn_close(c, CLOSE_INTERNAL);
         return;
     }
     crypto_x25519_public(scalar, pub);
     crypto_wipe(scalar, sizeof scalar);
     size_t app_len = SH_APPDATA_MIN + r % SH_APPDATA_SPREAD;
-    if (crypto_random(appdata, app_len) < 0 || !(c->down.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
-    }
-    size_t n = faketls_build_server_hello(c->down.buf, POOL_BLOCK_SIZE, h, &s->cfg->secret, pub,
-                                          appdata, app_len);
+    size_t n = 0;
+    if (crypto_random(appdata, app_len) == 0)
+        n = faketls_build_server_hello(block, POOL_BLOCK_SIZE, h, &cfg->secret, pub, appdata,
+                                       app_len);
     if (n == 0) {
-        conn_close(c, CLOSE_INTERNAL, 0, 0);
+        conn_close(c, CLOSE_INTERNAL);
         return;
     }
     c->down.off = 0;
     c->down.len = n;
-    if (relay_flush_down(c) < 0)
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 0);
+    on_relay_status(c, relay_flush(&c->down, c->cw.fd, conn_pool(c)), 0);
 }
 
-static void process_hello(conn *c)
+/* A proven hello: the early fronting connection goes (with a plain FIN
+ * after, at most, our PROXY header: the site logs nothing for it at info
+ * level), the client gets its own keep-alive and the ServerHello. */
+static void accept_telegram(conn *c, const faketls_hello *h, uint8_t *block)
 {
-    server *s = c->srv;
-    faketls_hello h;
-    faketls_reason why = FAKETLS_R_NONE;
-    if (c->hs_len < c->hs_next_check && c->hs_len < POOL_BLOCK_SIZE && !c->up.eof)
-        return;   /* the record in progress is not complete yet */
-    faketls_result r = faketls_check_client_hello(c->hs + c->hs_start, c->hs_len - c->hs_start,
-                                                  &s->cfg->secret, (int64_t)time(NULL),
-                                                  s->cfg->tolerate_skew_ms, &h, &why);
-    if (r == FAKETLS_NEED_MORE) {
-        c->hs_next_check = c->hs_start + faketls_hello_next_check(c->hs + c->hs_start,
-                                                                  c->hs_len - c->hs_start);
-        if (c->hs_len < POOL_BLOCK_SIZE && !c->up.eof)
-            return;
-        why = c->up.eof ? FAKETLS_R_NONE : FAKETLS_R_TOO_LONG;
-        r = FAKETLS_REJECT;
-    }
-    if (r == FAKETLS_REJECT) {
-        s->metrics.handshake_rejected[why]++;
-        log_debug("conn", "not a proxy client (%s): fronting", faketls_reason_name(why));
-        start_fronting(c);
-        return;
-    }
-    if (s->replay && replay_check_and_insert(s->replay, h.client_random, sizeof h.client_random)) {
-        s->metrics.replay_attacks++;
-        log_warn("conn", "replay attack has been detected: fronting");
-        start_fronting(c);
-        return;
-    }
-    /* Authenticated: from here on failures close instead of fronting. */
-    size_t rest = c->hs_len - c->hs_start - h.consumed;
-    memmove(c->hs + CONN_HS_HEADROOM, c->hs + c->hs_start + h.consumed, rest);
-    c->hs_start = CONN_HS_HEADROOM;
-    c->hs_len = CONN_HS_HEADROOM;
+    const tgf_config *cfg = c->env->cfg;
+    drop_peer(c);
+    c->addr_next = 0;
+    if (cfg->client_keepalive_disabled)
+        net_set_keepalive(c->cw.fd, 0, 0, 0);
+    else
+        net_set_keepalive(c->cw.fd, cfg->client_keepalive_idle_s,
+                          cfg->client_keepalive_interval_s, cfg->client_keepalive_count);
+    size_t rest = c->hs_len - c->hs_start - h->consumed;
+    memmove(c->hs + CONN_HS_HEADROOM, c->hs + c->hs_start + h->consumed, rest);
+    c->hs_start = c->hs_len = CONN_HS_HEADROOM;
     c->state = CS_OBFS2_INIT;
     faketls_rx_init(&c->rx);
-    send_server_hello(c, &h);
-    if (c->state == CS_CLOSED)
+    send_server_hello(c, h, block);
+    if (closed(c))
         return;
     c->hs_len += rest;
     if (rest)
         process_init(c, c->hs_start);
 }
 
-static void finish_init(conn *c)
+/* The bytes that decide: the client's hello. */
+static void process_hello(conn *c)
 {
-    server *s = c->srv;
-    int16_t raw_dc = 0;
-    if (obfs2_accept_client(c->init, s->cfg->secret.key, &c->cli, &raw_dc) != OBFS2_OK) {
-        log_info("conn", "obfuscated handshake failed: unsupported protocol tag");
-        conn_close(c, CLOSE_BAD_OBFS2, 0, 0);
+    const conn_env *env = c->env;
+    metrics *m = conn_metrics(c);
+    size_t cap = pool_block_size(c->hs);
+    faketls_hello h;
+    faketls_reason why = FAKETLS_R_NONE;
+    if (c->hs_len < c->hs_next_check && c->hs_len < cap)
+        return;   /* the record in progress is not complete yet */
+    faketls_result r = faketls_check_client_hello(c->hs + c->hs_start, c->hs_len - c->hs_start,
+                                                  &env->cfg->secret, (int64_t)time(NULL),
+                                                  env->cfg->tolerate_skew_ms, &h, &why);
+    if (r == FAKETLS_NEED_MORE) {
+        c->hs_next_check = c->hs_start + faketls_hello_next_check(c->hs + c->hs_start,
+                                                                  c->hs_len - c->hs_start);
+        if (c->hs_len < POOL_BLOCK_SIZE)
+            return;   /* read_handshake grows a small block when it fills */
+        why = FAKETLS_R_TOO_LONG;
+        r = FAKETLS_REJECT;
+    }
+    if (r == FAKETLS_REJECT) {
+        m->handshake_rejected[why]++;
+        log_debug("conn", "not a proxy client (%s): fronting", faketls_reason_name(why));
+        start_fronting(c);
         return;
     }
-    int dc = dc_resolve(&s->cfg->dcs, raw_dc);
+    /* The answer's block is taken before the replay filter sees the hello,
+     * so running out of memory here cannot turn a client into a replay. */
+    uint8_t *block = pool_get(conn_pool(c), POOL_LARGE);
+    if (!block) {
+        c->mem_wait = 1;
+        return;
+    }
+    /* The key is the 28 HMAC bytes of the random: its last 4 carry the
+     * timestamp, which a prober could re-stamp within the window. */
+    if (env->replay && replay_check_and_insert(env->replay, h.client_random, FAKETLS_RANDOM_MAC_LEN)) {
+        pool_put(conn_pool(c), block);
+        m->replay_attacks++;
+        log_warn("conn", "replay attack has been detected: fronting");
+        start_fronting(c);
+        return;
+    }
+    accept_telegram(c, &h, block);
+}
+
+static void finish_init(conn *c)
+{
+    const tgf_config *cfg = c->env->cfg;
+    int16_t raw_dc = 0;
+    if (obfs2_accept_client(c->init, cfg->secret.key, &c->cli, &raw_dc) != OBFS2_OK) {
+        log_info("conn", "obfuscated handshake failed: unsupported protocol tag");
+        conn_close(c, CLOSE_BAD_OBFS2);
+        return;
+    }
+    int dc = dc_resolve(&cfg->dcs, raw_dc);
     if (dc < 0) {
         log_warn("conn", "unknown DC %d requested", (int)raw_dc);
-        conn_close(c, CLOSE_UNKNOWN_DC, 0, 0);
+        conn_close(c, CLOSE_UNKNOWN_DC);
         return;
     }
     c->dc_num = dc;
@@ -357,26 +530,26 @@ static void finish_init(conn *c)
     uint8_t frame[OBFS2_FRAME_LEN];
     do {
         if (crypto_random(frame, sizeof frame) < 0) {
-            conn_close(c, CLOSE_INTERNAL, 0, 0);
+            conn_close(c, CLOSE_INTERNAL);
             return;
         }
     } while (!obfs2_noise_ok(frame));
     obfs2_build_dc_frame(frame, (int16_t)dc, &c->dc);
 
-    /* Early payload after the init frame is re-encrypted behind the DC frame. */
-    size_t early = c->hs_len - c->hs_start;
-    if (OBFS2_FRAME_LEN + early > POOL_BLOCK_SIZE || !(c->up.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
-    }
+    /* Early payload after the init frame is re-encrypted behind the DC
+     * frame, which goes in place in front of it (the init frame and the
+     * headroom left that room, so hs_start >= CONN_HS_HEADROOM +
+     * OBFS2_FRAME_LEN here): the hello block becomes the up flow. */
     uint8_t *data = c->hs + c->hs_start;
+    size_t early = c->hs_len - c->hs_start;
     crypto_ctr_apply(&c->cli.rx, data, early);
     crypto_ctr_apply(&c->dc.tx, data, early);
-    memcpy(c->up.buf, frame, OBFS2_FRAME_LEN);
-    memcpy(c->up.buf + OBFS2_FRAME_LEN, data, early);
-    c->up.off = 0;
-    c->up.len = OBFS2_FRAME_LEN + early;
-    pool_put(&s->pool, c->hs);
+    c->hs_start -= OBFS2_FRAME_LEN;
+    memcpy(c->hs + c->hs_start, frame, OBFS2_FRAME_LEN);
+    crypto_wipe(frame, sizeof frame);
+    c->up.buf = c->hs;
+    c->up.off = c->hs_start;
+    c->up.len = c->hs_len;
     c->hs = NULL;
 
     if (crypto_random(&c->dc_seed, sizeof c->dc_seed) < 0)
@@ -395,7 +568,7 @@ static void process_init(conn *c, size_t raw_from)
     if (faketls_rx_unwrap(&c->rx, c->hs + raw_from, c->hs_len - raw_from, &payload, &why) < 0) {
         log_info("conn", "bad TLS record from an authenticated client (%s)",
                  faketls_reason_name(why));
-        conn_close(c, CLOSE_BAD_RECORD, 0, 0);
+        conn_close(c, CLOSE_BAD_RECORD);
         return;
     }
     c->hs_len = raw_from + payload;
@@ -412,10 +585,10 @@ static void process_init(conn *c, size_t raw_from)
 
 static void dial_next_dc(conn *c)
 {
-    server *s = c->srv;
+    const tgf_config *cfg = c->env->cfg;
     dc_addr list[2 * DC_MAX_ADDRS];
-    size_t n = dc_addresses(&s->cfg->dcs, c->dc_num, c->dc_seed, list, 2 * DC_MAX_ADDRS);
-    drop_peer_fd(c);
+    size_t n = dc_addresses(&cfg->dcs, c->dc_num, c->dc_seed, list, 2 * DC_MAX_ADDRS);
+    drop_peer(c);
     while (c->addr_next < n) {
         const dc_addr *a = &list[c->addr_next++];
         int fd = net_connect_start((const struct sockaddr *)&a->addr, a->len);
@@ -424,64 +597,145 @@ static void dial_next_dc(conn *c)
             continue;
         }
         net_set_nodelay(fd);
-        const tgf_config *cfg = s->cfg;
         if (!cfg->keepalive_disabled)
             net_set_keepalive(fd, cfg->keepalive_idle_s, cfg->keepalive_interval_s,
                               cfg->keepalive_count);
         net_format_ip((const struct sockaddr *)&a->addr, c->peer_ip, sizeof c->peer_ip);
         c->pw.fd = fd;
+        c->peer = PEER_DC;
+        c->peer_connecting = 1;
         c->deadline_ms = cfg->timeout_tcp_ms ? now_ms(c) + cfg->timeout_tcp_ms : 0;
         return;
     }
     log_warn("conn", "cannot dial to telegram DC %d", c->dc_num);
-    conn_close(c, CLOSE_DC_UNREACHABLE, 0, 0);
+    conn_close(c, CLOSE_DC_UNREACHABLE);
 }
 
-static void dc_connected(conn *c)
+static void dc_connect_done(conn *c, int err)
 {
-    server *s = c->srv;
+    if (err) {
+        log_debug("conn", "DC %d connect failed: %s", c->dc_num, strerror(err));
+        dial_next_dc(c);
+        return;
+    }
+    metrics *m = conn_metrics(c);
+    c->peer_connecting = 0;
     c->state = CS_RELAY;
     c->deadline_ms = 0;
     c->last_activity_ms = now_ms(c);
-    c->dc_slot = metrics_dc_slot_get(&s->metrics, c->dc_num, c->peer_ip);
+    c->dc_slot = metrics_dc_slot_get(m, c->dc_num, c->peer_ip);
     if (c->dc_slot) {
         c->dc_slot->connections++;
         c->dc_counted = 1;
+        c->up.traffic = &c->dc_slot->traffic[METRICS_FROM_CLIENT];
+        c->down.traffic = &c->dc_slot->traffic[METRICS_TO_CLIENT];
     }
     log_debug("conn", "relaying to DC %d at %s", c->dc_num, c->peer_ip);
-    if (relay_flush_up(c) < 0)
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
+    on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
 }
 
-/* ---------- event dispatch ---------- */
+/* ---------- handshake reads ---------- */
 
-/* Handshake reads: bytes accumulate in the hello block. */
-static void read_handshake(conn *c)
+/* Makes room for the next read: a small block first, a full one only when
+ * a plausible hello (the parser still says NEED_MORE) fills the small one.
+ * Returns 0, 1 when the bytes were handed on (fronted), -1 when no block
+ * could be had (the caller waits). */
+static int make_room(conn *c)
 {
-    if (ensure_hs(c) < 0) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
+    if (!c->hs) {
+        if (!(c->hs = pool_get(conn_pool(c), POOL_SMALL)))
+            return -1;
+        c->hs_start = c->hs_len = CONN_HS_HEADROOM;
+        return 0;
     }
-    if (c->hs_len == POOL_BLOCK_SIZE) {
+    size_t cap = pool_block_size(c->hs);
+    if (c->hs_len < cap)
+        return 0;
+    if (cap == POOL_BLOCK_SIZE) {
         /* A full block is never a Telegram hello (process_hello fronts it
          * first); after the ServerHello it means a client flooding us. */
         if (c->state == CS_OBFS2_INIT)
-            conn_close(c, CLOSE_BAD_RECORD, 0, 0);
+            conn_close(c, CLOSE_BAD_RECORD);
         else
             start_fronting(c);
+        return 1;
+    }
+    uint8_t *big = pool_get(conn_pool(c), POOL_LARGE);
+    if (!big)
+        return -1;
+    memcpy(big, c->hs, c->hs_len);
+    pool_put(conn_pool(c), c->hs);
+    c->hs = big;
+    return 0;
+}
+
+/* The inbound PROXY header of a load balancer in front of us. Returns 0 to
+ * go on with the bytes after it, 1 when there is nothing more to do now. */
+static int process_proxy_header(conn *c)
+{
+    struct sockaddr_storage src, dst;
+    size_t used = 0;
+    int is_local = 0;
+    proxyproto_result r = proxyproto_parse(c->hs + c->hs_start, c->hs_len - c->hs_start, &used,
+                                           &src, &dst, &is_local);
+    if (r == PROXYPROTO_NEED_MORE)
+        return 1;
+    if (r == PROXYPROTO_INVALID) {
+        log_info("conn", "invalid PROXY header: %s", proxyproto_result_str(r));
+        conn_close(c, CLOSE_PROXY_HEADER);
+        return 1;
+    }
+    if (r == PROXYPROTO_OK) {
+        c->hs_start += used;
+        if (!is_local && (src.ss_family == AF_INET || src.ss_family == AF_INET6)) {
+            c->client_addr = src;
+            c->client_len = src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                     : sizeof(struct sockaddr_in6);
+            /* The gauge follows the real client's family. */
+            metrics *m = conn_metrics(c);
+            m->client_connections[c->family]--;
+            c->family = metrics_family_of((struct sockaddr *)&src);
+            m->client_connections[c->family]++;
+        }
+    }
+    c->addr_known = 1;
+    if (c->peer == PEER_FRONT && !c->peer_connecting) {
+        queue_front_header(c);
+        if (closed(c))
+            return 1;
+        flush_to_front(c);
+        if (closed(c))
+            return 1;
+    }
+    if (c->over_limit) {
+        /* Over the limit: the load balancer's header is ours to strip,
+         * everything after it goes to the web server. */
+        start_fronting(c);
+        return 1;
+    }
+    c->state = CS_HELLO;
+    return c->hs_len == c->hs_start;
+}
+
+static void read_handshake(conn *c)
+{
+    int room = make_room(c);
+    if (room) {
+        if (room < 0)
+            c->mem_wait = 1;
         return;
     }
-    size_t from = c->hs_len;
-    ssize_t n = relay_read(c->cw.fd, c->hs + c->hs_len, POOL_BLOCK_SIZE - c->hs_len);
-    if (n == -1)
+    size_t from = c->hs_len, got = 0;
+    io_result r = relay_read(c->cw.fd, c->hs + c->hs_len, pool_block_size(c->hs) - c->hs_len, &got);
+    if (r == IO_AGAIN)
         return;
-    if (n == -2) {
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 0);
+    if (r == IO_ERROR) {
+        conn_close(c, CLOSE_CLIENT_RESET);
         return;
     }
-    if (n == 0) {
+    if (r == IO_EOF) {
         if (c->state == CS_OBFS2_INIT) {
-            conn_close(c, CLOSE_DONE, 0, 0);
+            conn_close(c, CLOSE_DONE);
             return;
         }
         /* EOF before a verdict: front what we have, then pass the FIN on. */
@@ -489,192 +743,200 @@ static void read_handshake(conn *c)
         start_fronting(c);
         return;
     }
-    c->hs_len += (size_t)n;
-
-    if (c->state == CS_PROXY_HEADER) {
-        struct sockaddr_storage src, dst;
-        size_t used = 0;
-        int is_local = 0;
-        proxyproto_result r = proxyproto_parse(c->hs + c->hs_start, c->hs_len - c->hs_start,
-                                               &used, &src, &dst, &is_local);
-        if (r == PROXYPROTO_NEED_MORE)
-            return;
-        if (r == PROXYPROTO_INVALID) {
-            log_info("conn", "invalid PROXY header: %s", proxyproto_result_str(r));
-            conn_close(c, CLOSE_PROXY_HEADER, 0, 0);
-            return;
-        }
-        if (r == PROXYPROTO_OK) {
-            c->hs_start += used;
-            if (!is_local && (src.ss_family == AF_INET || src.ss_family == AF_INET6)) {
-                c->client_addr = src;
-                c->client_len = src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                         : sizeof(struct sockaddr_in6);
-                /* The gauge follows the real client's family. */
-                metrics *m = &c->srv->metrics;
-                m->client_connections[c->family]--;
-                c->family = metrics_family_of((struct sockaddr *)&src);
-                m->client_connections[c->family]++;
-            }
-        }
-        if (c->over_limit) {
-            /* Over the limit: the load balancer's header is ours to strip,
-             * everything after it goes to the web server. */
-            start_fronting(c);
-            return;
-        }
-        c->state = CS_HELLO;
-        if (c->hs_len == c->hs_start)
-            return;
-    }
+    c->hs_len += got;
+    if (c->state == CS_PROXY_HEADER && process_proxy_header(c))
+        return;
     if (c->state == CS_HELLO)
         process_hello(c);
     else if (c->state == CS_OBFS2_INIT)
         process_init(c, from);
 }
 
+/* ---------- events ---------- */
+
+static relay_xform up_xform(conn *c)
+{
+    if (c->state != CS_RELAY)
+        return (relay_xform){ .kind = RELAY_COPY };
+    return (relay_xform){ .kind = RELAY_TG_UP, .rx = &c->rx, .first = &c->cli.rx,
+                          .second = &c->dc.tx };
+}
+
+static relay_xform down_xform(conn *c)
+{
+    if (c->state != CS_RELAY)
+        return (relay_xform){ .kind = RELAY_COPY };
+    return (relay_xform){ .kind = RELAY_TG_DOWN, .first = &c->dc.rx, .second = &c->cli.tx,
+                          .tx_records = &c->tx_records, .tx_bytes = &c->tx_bytes };
+}
+
+static void pump_up(conn *c)
+{
+    relay_xform x = up_xform(c);
+    relay_status st = relay_pump(&c->up, c->cw.fd, c->pw.fd, &x, conn_pool(c));
+    if (st == RELAY_BAD_RECORD)
+        log_info("conn", "bad TLS record from client (%s)", faketls_reason_name(x.why));
+    on_relay_status(c, st, 1);
+}
+
+static void pump_down(conn *c)
+{
+    relay_xform x = down_xform(c);
+    on_relay_status(c, relay_pump(&c->down, c->pw.fd, c->cw.fd, &x, conn_pool(c)), 0);
+}
+
+/* An error or hangup on a socket we are not reading: a reset must reach
+ * the other side now, not at our next write. */
+static void pass_reset(conn *c, loop_watch *w, int client_side)
+{
+    int err = net_connect_error(w->fd);
+    if (err) {
+        conn_close(c, client_side ? CLOSE_CLIENT_RESET : CLOSE_PEER_RESET);
+        return;
+    }
+    /* Both directions of this socket are over: nothing more to hear. */
+    loop_watch_remove(c->env->loop, w);
+}
+
 static void on_client(loop_watch *w, uint32_t ev)
 {
     conn *c = w->ctx;
-    if (c->state == CS_CLOSED)
+    if (closed(c))
         return;
-    int readable = (w->mask & EPOLLIN) && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR));
-    int writable = (w->mask & EPOLLOUT) && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR));
-    if (writable && relay_flush_down(c) < 0) {
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
-        return;
-    }
-    if (readable && c->state != CS_CLOSED) {
+    int wanted_in = w->mask & LOOP_IN;
+    if ((ev & (LOOP_OUT | LOOP_ERR | LOOP_HUP)) && c->down.len)
+        on_relay_status(c, relay_flush(&c->down, c->cw.fd, conn_pool(c)), 0);
+    if (!closed(c) && (ev & (LOOP_IN | LOOP_ERR | LOOP_HUP)) && wanted_in) {
         if (relaying(c))
-            relay_from_client(c);
+            pump_up(c);
         else
             read_handshake(c);
+    } else if (!closed(c) && (ev & (LOOP_ERR | LOOP_HUP)) && !wanted_in) {
+        pass_reset(c, w, 1);
     }
+    if (closed(c))
+        return;
+    note_activity(c);
     close_if_done(c);
     update_interest(c);
+}
+
+static void on_peer_connect(conn *c, uint32_t ev)
+{
+    int err = net_connect_error(c->pw.fd);
+    if (!err && (ev & LOOP_ERR))
+        err = ECONNREFUSED;
+    if (c->peer == PEER_FRONT)
+        front_connect_done(c, err);
+    else
+        dc_connect_done(c, err);
 }
 
 static void on_peer(loop_watch *w, uint32_t ev)
 {
     conn *c = w->ctx;
-    if (c->state == CS_CLOSED)
+    if (closed(c))
         return;
-    if (c->state == CS_FRONT_CONNECT || c->state == CS_DC_CONNECT) {
-        int err = net_connect_error(c->pw.fd);
-        if (err == 0 && !(ev & EPOLLERR)) {
-            if (c->state == CS_FRONT_CONNECT)
-                front_connected(c);
-            else
-                dc_connected(c);
-        } else if (c->state == CS_FRONT_CONNECT) {
-            log_debug("conn", "fronting connect failed: %s", strerror(err ? err : ECONNREFUSED));
-            dial_next_front(c);
-        } else {
-            log_debug("conn", "DC %d connect failed: %s", c->dc_num, strerror(err ? err : ECONNREFUSED));
-            dial_next_dc(c);
+    int wanted_in = w->mask & LOOP_IN;
+    if (c->peer_connecting) {
+        on_peer_connect(c, ev);
+    } else if (c->hdr_off < c->hdr_len) {
+        flush_to_front(c);
+    } else if (c->state == CS_HELLO || c->state == CS_PROXY_HEADER) {
+        /* The site spoke or closed before we decided: so must we. */
+        if (ev & (LOOP_IN | LOOP_ERR | LOOP_HUP)) {
+            start_fronting(c);
+            if (!closed(c))
+                pump_down(c);
         }
-        close_if_done(c);
-        update_interest(c);
-        return;
+    } else {
+        if ((ev & (LOOP_OUT | LOOP_ERR | LOOP_HUP)) && c->up.len)
+            on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
+        if (!closed(c) && (ev & (LOOP_IN | LOOP_ERR | LOOP_HUP)) && wanted_in && relaying(c))
+            pump_down(c);
+        else if (!closed(c) && (ev & (LOOP_ERR | LOOP_HUP)) && !wanted_in && w->fd >= 0)
+            pass_reset(c, w, 0);
     }
-    int readable = (w->mask & EPOLLIN) && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR));
-    int writable = (w->mask & EPOLLOUT) && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR));
-    if (writable && relay_flush_up(c) < 0) {
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
+    if (closed(c))
         return;
-    }
-    if (readable && c->state != CS_CLOSED && relaying(c))
-        relay_from_peer(c);
+    note_activity(c);
     close_if_done(c);
     update_interest(c);
 }
 
-/* ---------- accept and timers ---------- */
+/* ---------- start and timers ---------- */
 
-void conn_accept(server *s, int fd, const struct sockaddr *addr, socklen_t len)
+conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *addr,
+                 socklen_t len, int over_limit)
 {
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
-    }
-    const tgf_config *cfg = s->cfg;
-    c->srv = s;
-    c->cw.fd = fd;
-    c->cw.fn = on_client;
-    c->cw.ctx = c;
-    c->pw.fd = -1;
-    c->pw.fn = on_peer;
-    c->pw.ctx = c;
+    conn *c = memset(mem, 0, sizeof(conn));
+    const tgf_config *cfg = env->cfg;
+    c->env = env;
+    c->cw = (loop_watch){ .fd = fd, .fn = on_client, .ctx = c };
+    c->pw = (loop_watch){ .fd = -1, .fn = on_peer, .ctx = c };
     if (len > sizeof c->client_addr)
         len = sizeof c->client_addr;
     memcpy(&c->client_addr, addr, len);
     c->client_len = len;
     c->family = metrics_family_of(addr);
+    c->over_limit = over_limit;
+    c->addr_known = !cfg->proxy_protocol_listener;
     net_set_nodelay(fd);
-    if (!cfg->keepalive_disabled)
-        net_set_keepalive(fd, cfg->keepalive_idle_s, cfg->keepalive_interval_s,
-                          cfg->keepalive_count);
-
-    c->next = s->active;
-    if (s->active)
-        s->active->prev = c;
-    s->active = c;
-    s->open_conns++;
-    s->metrics.client_connections[c->family]++;
+    net_set_keepalive(fd, SITE_KEEPALIVE_IDLE_S, SITE_KEEPALIVE_INTERVAL_S, SITE_KEEPALIVE_COUNT);
+    conn_metrics(c)->client_connections[c->family]++;
     c->last_activity_ms = now_ms(c);
     c->deadline_ms = cfg->timeout_handshake_ms ? now_ms(c) + cfg->timeout_handshake_ms : 0;
+    c->state = cfg->proxy_protocol_listener ? CS_PROXY_HEADER : CS_HELLO;
 
-    if (s->inspected >= cfg->concurrency) {
-        s->metrics.concurrency_limited++;
+    /* The site's clock starts when the client connects, as it would
+     * without us: its connection is opened now, whatever the verdict. */
+    dial_next_front(c);
+    if (over_limit && !cfg->proxy_protocol_listener) {
+        conn_metrics(c)->concurrency_limited++;
         log_debug("conn", "connection was concurrency limited: fronting");
-        if (cfg->proxy_protocol_listener) {
-            c->over_limit = 1;   /* fronted once the PROXY header is read */
-            c->state = CS_PROXY_HEADER;
-        } else {
-            start_fronting(c);
-        }
-    } else {
-        c->inspected = 1;
-        s->inspected++;
-        c->state = cfg->proxy_protocol_listener ? CS_PROXY_HEADER : CS_HELLO;
+        start_fronting(c);
+    } else if (over_limit) {
+        conn_metrics(c)->concurrency_limited++;
     }
     update_interest(c);
+    return c;
 }
 
-void conn_check_deadline(conn *c, uint64_t now)
+void conn_tick(conn *c, uint64_t now)
 {
-    const tgf_config *cfg = c->srv->cfg;
+    const tgf_config *cfg = c->env->cfg;
+    if (closed(c))
+        return;
+    if (c->mem_wait) {
+        c->mem_wait = 0;
+        if (c->state == CS_HELLO && c->hs && c->hs_len > c->hs_start)
+            process_hello(c);
+    }
+    int due = c->deadline_ms && now >= c->deadline_ms;
     switch (c->state) {
     case CS_PROXY_HEADER:
     case CS_HELLO:
-        if (c->deadline_ms && now >= c->deadline_ms) {
+        if (due) {
             /* The handshake deadline forwards what was read; it never closes. */
             log_debug("conn", "handshake timeout: fronting");
             start_fronting(c);
         }
         break;
     case CS_OBFS2_INIT:
-        if (c->deadline_ms && now >= c->deadline_ms)
-            conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, 0, 0);
-        break;
-    case CS_FRONT_CONNECT:
-        if (c->deadline_ms && now >= c->deadline_ms)
-            dial_next_front(c);
+        if (due)
+            conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
         break;
     case CS_DC_CONNECT:
-        if (c->deadline_ms && now >= c->deadline_ms)
+        if (due)
             dial_next_dc(c);
         break;
     case CS_RELAY:
-    case CS_FRONT_RELAY: {
-        uint64_t idle = cfg->timeout_idle_ms;
-        if (c->fronted && idle < FRONT_IDLE_MIN_MS)
-            idle = FRONT_IDLE_MIN_MS;
-        if (idle && now - c->last_activity_ms >= idle)
-            conn_close(c, CLOSE_IDLE, 0, 0);
+        /* Only Telegram relays idle out: a fronted connection is the site's
+         * to close (and TCP keep-alive's), as it would be without us. */
+        if (cfg->timeout_idle_ms && now - c->last_activity_ms >= cfg->timeout_idle_ms)
+            conn_close(c, CLOSE_IDLE);
         break;
-    }
+    case CS_FRONT_RELAY:
     case CS_CLOSED:
         break;
     }

@@ -28,6 +28,10 @@
 /* Proxy -> client record payload limit, as mtg: header + payload <= 16384. */
 #define FAKETLS_TX_MAX_PAYLOAD 16379
 #define FAKETLS_HEADER_LEN 5
+/* The client random is HMAC ^ (zeros || timestamp): its first 28 bytes are
+ * the HMAC's own, which no one without the secret can change; the last 4
+ * carry the timestamp, which anyone can re-stamp within the window. */
+#define FAKETLS_RANDOM_MAC_LEN 28
 
 typedef enum { FAKETLS_NEED_MORE, FAKETLS_OK, FAKETLS_REJECT } faketls_result;
 

@@ -1,16 +1,21 @@
 /* loop: level-triggered epoll. Level triggering plus masks recomputed from
  * buffer state gives backpressure for free: a socket we do not want to read
- * simply has no EPOLLIN registered. */
+ * simply has no LOOP_IN registered. */
 #include "loop.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOOP_MAX_EVENTS 256
+
+_Static_assert(LOOP_IN == EPOLLIN && LOOP_OUT == EPOLLOUT && LOOP_ERR == EPOLLERR &&
+                   LOOP_HUP == EPOLLHUP,
+               "LOOP_* bits are passed to epoll as they are");
 
 uint64_t loop_monotonic_ms(void)
 {
@@ -55,7 +60,7 @@ int loop_init(loop *l, uint32_t tick_ms)
     l->sig_watch.fd = l->sigfd;
     l->sig_watch.fn = loop_on_signalfd;
     l->sig_watch.ctx = l;
-    if (loop_watch_set(l, &l->sig_watch, EPOLLIN) < 0)
+    if (loop_watch_set(l, &l->sig_watch, LOOP_IN) < 0)
         goto fail;
     l->now_ms = loop_monotonic_ms();
     l->next_tick_ms = l->now_ms + tick_ms;
@@ -76,21 +81,23 @@ void loop_close(loop *l)
 
 int loop_watch_set(loop *l, loop_watch *w, uint32_t mask)
 {
-    if (w->fd < 0 || w->mask == mask)
+    if (w->fd < 0 || (w->registered && w->mask == mask))
         return 0;
     struct epoll_event ev = { .events = mask, .data.ptr = w };
-    int op = w->mask == 0 ? EPOLL_CTL_ADD : (mask == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD);
+    int op = w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->epfd, op, w->fd, &ev) < 0)
         return -1;
     w->mask = mask;
+    w->registered = 1;
     return 0;
 }
 
 void loop_watch_remove(loop *l, loop_watch *w)
 {
-    if (w->fd >= 0 && w->mask != 0)
+    if (w->fd >= 0 && w->registered)
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
     w->mask = 0;
+    w->registered = 0;
 }
 
 void loop_stop(loop *l) { l->stop = 1; }
@@ -110,8 +117,8 @@ int loop_run(loop *l)
         l->now_ms = loop_monotonic_ms();
         for (int i = 0; i < n; i++) {
             loop_watch *w = events[i].data.ptr;
-            /* A callback earlier in this batch may have dropped interest. */
-            if (w->mask == 0)
+            /* A callback earlier in this batch may have removed it. */
+            if (!w->registered)
                 continue;
             w->fn(w, events[i].events);
         }

@@ -5,17 +5,25 @@
 #define TGF_LOOP_H
 
 #include <stdint.h>
-#include <sys/epoll.h>
 
 typedef struct loop loop;
 typedef struct loop_watch loop_watch;
 
-/* Called with the epoll events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP...). */
+/* Interest and event bits; callers never see epoll's own names. A watch
+ * registered with no interest still reports LOOP_ERR and LOOP_HUP, which is
+ * how a reset arrives while neither direction is wanted. */
+#define LOOP_IN  0x001u    /* equal to epoll's bits: loop.c checks */
+#define LOOP_OUT 0x004u
+#define LOOP_ERR 0x008u
+#define LOOP_HUP 0x010u
+
+/* Called with the events that fired (LOOP_* bits). */
 typedef void (*loop_io_fn)(loop_watch *w, uint32_t events);
 
 struct loop_watch {
     int fd;
-    uint32_t mask;      /* interest currently registered; 0 = not registered */
+    uint32_t mask;      /* interest currently registered */
+    unsigned registered : 1;
     loop_io_fn fn;
     void *ctx;          /* owner; the callback finds its object through it */
 };
@@ -45,10 +53,12 @@ struct loop {
 int loop_init(loop *l, uint32_t tick_ms);
 void loop_close(loop *l);
 
-/* Registers, changes or removes (mask 0) interest for a watch. Only issues a
- * syscall when the mask changes. Returns 0, or -1 with errno set. */
+/* Registers the watch or changes its interest (LOOP_IN | LOOP_OUT, or 0 to
+ * hear only errors and hangups). Only issues a syscall when something
+ * changes. Returns 0, or -1 with errno set. */
 int loop_watch_set(loop *l, loop_watch *w, uint32_t mask);
-/* Removes the watch from epoll (call before closing its fd). */
+/* Removes the watch from epoll (call before closing its fd, or once a
+ * socket has nothing more to report). */
 void loop_watch_remove(loop *l, loop_watch *w);
 
 /* Runs until loop_stop. Returns 0, or -1 if epoll_wait fails hard. */

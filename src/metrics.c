@@ -5,28 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const close_names[CLOSE_REASON_COUNT] = {
-    [CLOSE_NONE] = "none",
-    [CLOSE_DONE] = "done",
-    [CLOSE_CLIENT_RESET] = "client_reset",
-    [CLOSE_PEER_RESET] = "peer_reset",
-    [CLOSE_IDLE] = "idle",
-    [CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
-    [CLOSE_BAD_OBFS2] = "bad_obfs2",
-    [CLOSE_UNKNOWN_DC] = "unknown_dc",
-    [CLOSE_DC_UNREACHABLE] = "dc_unreachable",
-    [CLOSE_FRONT_UNREACHABLE] = "front_unreachable",
-    [CLOSE_BAD_RECORD] = "bad_record",
-    [CLOSE_PROXY_HEADER] = "proxy_header",
-    [CLOSE_NO_MEMORY] = "no_memory",
-    [CLOSE_SHUTDOWN] = "shutdown",
-    [CLOSE_INTERNAL] = "internal",
-};
-
-const char *metrics_close_reason_name(close_reason r)
-{
-    return (unsigned)r < CLOSE_REASON_COUNT ? close_names[r] : "unknown";
-}
+const char *metrics_close_reason_name(close_reason r) { return close_reason_get(r)->name; }
 
 void metrics_init(metrics *m) { memset(m, 0, sizeof *m); }
 
@@ -162,6 +141,15 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
     header(&s, prefix, "replay_attacks", "counter", "Replayed ClientHellos (fronted).");
     emit(&s, "%s_replay_attacks %llu\n", prefix, (unsigned long long)SUM(replay_attacks));
 
+    header(&s, prefix, "fronting_unreachable", "counter",
+           "Dials to the fronting target that failed on every address (tgfront).");
+    emit(&s, "%s_fronting_unreachable %llu\n", prefix,
+         (unsigned long long)SUM(front_unreachable));
+
+    header(&s, prefix, "memory_waits", "counter",
+           "Reads postponed because the buffer memory cap was reached (tgfront).");
+    emit(&s, "%s_memory_waits %llu\n", prefix, (unsigned long long)SUM(memory_waits));
+
     header(&s, prefix, "handshake_rejected", "counter",
            "ClientHellos that failed the FakeTLS check, by reason (tgfront).");
     for (int r = 1; r < FAKETLS_R_COUNT; r++)
@@ -173,6 +161,6 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
            "Finished connections by close reason (tgfront).");
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
         emit(&s, "%s_connections_closed{reason=\"%s\"} %llu\n", prefix,
-             close_names[r], (unsigned long long)SUM(closed[r]));
+             metrics_close_reason_name((close_reason)r), (unsigned long long)SUM(closed[r]));
     return s.len;
 }

@@ -8,32 +8,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "close_reason.h"
 #include "faketls.h"
 
 #define METRICS_MAX_DC_ADDRS 160   /* distinct (dc, telegram_ip) pairs */
 
 typedef enum { METRICS_IPV4 = 0, METRICS_IPV6 = 1 } metrics_family;
 typedef enum { METRICS_TO_CLIENT = 0, METRICS_FROM_CLIENT = 1 } metrics_direction;
-
-/* Why a connection ended: the sticky close reason of conn.c, also a label. */
-typedef enum {
-    CLOSE_NONE = 0,
-    CLOSE_DONE,              /* both sides finished normally */
-    CLOSE_CLIENT_RESET,      /* client reset or errored */
-    CLOSE_PEER_RESET,        /* telegram or fronting target reset/errored */
-    CLOSE_IDLE,              /* idle timeout */
-    CLOSE_HANDSHAKE_TIMEOUT, /* after the ServerHello: no obfs2 frame in time */
-    CLOSE_BAD_OBFS2,         /* unsupported protocol tag */
-    CLOSE_UNKNOWN_DC,
-    CLOSE_DC_UNREACHABLE,    /* every DC address failed */
-    CLOSE_FRONT_UNREACHABLE, /* fronting target failed */
-    CLOSE_BAD_RECORD,        /* bad TLS record after the handshake */
-    CLOSE_PROXY_HEADER,      /* invalid inbound PROXY header */
-    CLOSE_NO_MEMORY,
-    CLOSE_SHUTDOWN,          /* drain period over */
-    CLOSE_INTERNAL,
-    CLOSE_REASON_COUNT
-} close_reason;
 
 const char *metrics_close_reason_name(close_reason r);
 
@@ -51,6 +32,8 @@ typedef struct {
     uint64_t domain_fronting;                /* events */
     uint64_t concurrency_limited;
     uint64_t replay_attacks;
+    uint64_t front_unreachable;              /* fronting dials that failed */
+    uint64_t memory_waits;                   /* pool cap reached (set by the server) */
     uint64_t handshake_rejected[FAKETLS_R_COUNT];
     uint64_t closed[CLOSE_REASON_COUNT];
     metrics_dc_slot dc[METRICS_MAX_DC_ADDRS];

@@ -2,43 +2,58 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-void pool_init(pool *p, size_t keep_max)
+static const size_t block_bytes[2] = { POOL_SMALL_SIZE, POOL_BLOCK_SIZE };
+
+void pool_init(pool *p, size_t keep_max, size_t bytes_cap)
 {
-    p->free_list = NULL;
-    p->free_count = 0;
-    p->keep_max = keep_max;
-    p->in_use = 0;
-    p->in_use_peak = 0;
+    *p = (pool){ .keep_max = keep_max, .bytes_cap = bytes_cap };
 }
 
-uint8_t *pool_get(pool *p)
+static pool_block *block_of(const uint8_t *data)
 {
-    pool_block *b = p->free_list;
+    return (pool_block *)(uintptr_t)(data - offsetof(pool_block, data));
+}
+
+uint8_t *pool_get(pool *p, pool_size size)
+{
+    size_t bytes = block_bytes[size];
+    if (p->bytes_cap && p->bytes_in_use + bytes > p->bytes_cap) {
+        p->cap_hits++;
+        return NULL;
+    }
+    pool_block *b = p->free_list[size];
     if (b) {
-        p->free_list = b->next;
-        p->free_count--;
+        p->free_list[size] = b->next;
+        p->free_count[size]--;
     } else {
-        b = malloc(sizeof *b);
+        b = malloc(sizeof *b + bytes);
         if (!b)
             return NULL;
+        b->size = size;
     }
     b->next = NULL;
-    if (++p->in_use > p->in_use_peak)
-        p->in_use_peak = p->in_use;
+    p->bytes_in_use += bytes;
+    if (++p->in_use[size] > p->in_use_peak && size == POOL_LARGE)
+        p->in_use_peak = p->in_use[size];
     return b->data;
 }
+
+size_t pool_block_size(const uint8_t *data) { return block_bytes[block_of(data)->size]; }
 
 void pool_put(pool *p, uint8_t *data)
 {
     if (!data)
         return;
-    pool_block *b = (pool_block *)(data - offsetof(pool_block, data));
-    p->in_use--;
-    if (p->free_count < p->keep_max) {
-        b->next = p->free_list;
-        p->free_list = b;
-        p->free_count++;
+    pool_block *b = block_of(data);
+    pool_size size = (pool_size)b->size;
+    p->in_use[size]--;
+    p->bytes_in_use -= block_bytes[size];
+    if (p->free_count[size] < p->keep_max) {
+        b->next = p->free_list[size];
+        p->free_list[size] = b;
+        p->free_count[size]++;
     } else {
         free(b);
     }
@@ -46,10 +61,22 @@ void pool_put(pool *p, uint8_t *data)
 
 void pool_destroy(pool *p)
 {
-    while (p->free_list) {
-        pool_block *b = p->free_list;
-        p->free_list = b->next;
-        free(b);
+    for (int s = 0; s < 2; s++) {
+        while (p->free_list[s]) {
+            pool_block *b = p->free_list[s];
+            p->free_list[s] = b->next;
+            free(b);
+        }
+        p->free_count[s] = 0;
     }
-    p->free_count = 0;
+}
+
+size_t pool_default_cap(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t floor = (size_t)64 << 20;
+    if (pages <= 0 || page <= 0)
+        return floor;
+    size_t quarter = (size_t)pages / 4 * (size_t)page;
+    return quarter > floor ? quarter : floor;
 }

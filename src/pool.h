@@ -1,6 +1,10 @@
-/* pool: fixed-size I/O buffers handed to connections only while data is in
- * flight, so an idle connection holds none. Freed blocks are kept for reuse
- * up to a limit and returned to the allocator beyond it. */
+/* pool: I/O buffers handed to connections only while data is in flight, so
+ * an idle connection holds none. Two sizes: a small block for the start of a
+ * handshake (a ClientHello fits in it; a flood of half-open connections
+ * costs little) and a full block for relaying. Freed blocks are kept for
+ * reuse up to a limit. The bytes in use are capped: at the cap pool_get
+ * returns NULL and the caller stops reading until a block comes back
+ * (backpressure), instead of letting the kernel's OOM killer decide. */
 #ifndef TGF_POOL_H
 #define TGF_POOL_H
 
@@ -10,25 +14,40 @@
 /* One outgoing TLS record as Caddy (Go) sends it: 5-byte header + 16384
  * bytes of plaintext + 17 bytes of AEAD tag and content type, rounded up. */
 #define POOL_BLOCK_SIZE 16448
+/* Room for a 64-byte PROXY headroom, a Telegram-sized hello (517 bytes; a
+ * browser's with a post-quantum key share is about 1,800) and change. */
+#define POOL_SMALL_SIZE 2048
+
+typedef enum { POOL_SMALL = 0, POOL_LARGE = 1 } pool_size;
 
 typedef struct pool_block {
     struct pool_block *next;
-    uint8_t data[POOL_BLOCK_SIZE];
+    size_t size;            /* a pool_size; a full word keeps data 16-aligned */
+    uint8_t data[];
 } pool_block;
 
 typedef struct {
-    pool_block *free_list;
-    size_t free_count;
-    size_t keep_max;        /* free blocks kept for reuse */
-    size_t in_use;          /* blocks handed out now */
-    size_t in_use_peak;
+    pool_block *free_list[2];
+    size_t free_count[2];
+    size_t keep_max;        /* free blocks kept for reuse, per size */
+    size_t in_use[2];       /* blocks handed out now, per size */
+    size_t in_use_peak;     /* of large blocks */
+    size_t bytes_in_use;    /* data bytes handed out now */
+    size_t bytes_cap;       /* 0 = no cap */
+    uint64_t cap_hits;      /* pool_get refused at the cap */
 } pool;
 
-void pool_init(pool *p, size_t keep_max);
-/* Returns a block's data area, or NULL when memory is exhausted. */
-uint8_t *pool_get(pool *p);
+void pool_init(pool *p, size_t keep_max, size_t bytes_cap);
+/* Returns a block's data area (POOL_SMALL_SIZE or POOL_BLOCK_SIZE bytes),
+ * or NULL at the cap or when memory is exhausted. */
+uint8_t *pool_get(pool *p, pool_size size);
+/* The usable size of a block returned by pool_get. */
+size_t pool_block_size(const uint8_t *data);
 /* Takes back a pointer returned by pool_get (NULL is ignored). */
 void pool_put(pool *p, uint8_t *data);
 void pool_destroy(pool *p);
+
+/* A default cap: a quarter of physical memory, at least 64 MiB. */
+size_t pool_default_cap(void);
 
 #endif

@@ -10,10 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "crypto.h"
-#include "log.h"
-#include "server.h"
-
 /* Record sizes toward the client follow Go's crypto/tls (what Caddy, the
  * site we front, sends): TLS 1.3 records start at one TCP segment of
  * plaintext (1208-byte MSS estimate minus header, AEAD tag and content type:
@@ -25,152 +21,124 @@
 #define GO_AEAD_EXPANSION 17
 #define GO_BOOST_BYTES (128 * 1024)
 
-static size_t record_payload_cap(const conn *c)
+size_t relay_record_payload_cap(uint32_t records, uint64_t bytes)
 {
     size_t cap = FAKETLS_TX_MAX_PAYLOAD;
-    if (c->tx_bytes < GO_BOOST_BYTES && c->tx_records < 1000) {
-        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (c->tx_records + 1) + GO_AEAD_EXPANSION;
+    if (bytes < GO_BOOST_BYTES && records < 1000) {
+        size_t ramp = (size_t)GO_SEGMENT_PLAINTEXT * (records + 1) + GO_AEAD_EXPANSION;
         if (ramp < cap)
             cap = ramp;
     }
     return cap;
 }
 
-/* read(2) with results normalised once: >0 bytes, 0 EOF, -1 would block,
- * -2 error (errno kept). */
-ssize_t relay_read(int fd, uint8_t *buf, size_t cap)
+io_result relay_read(int fd, uint8_t *buf, size_t cap, size_t *got)
 {
+    *got = 0;
     for (;;) {
         ssize_t n = read(fd, buf, cap);
-        if (n >= 0)
-            return n;
+        if (n > 0) {
+            *got = (size_t)n;
+            return IO_DATA;
+        }
+        if (n == 0)
+            return IO_EOF;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return -1;
-        return -2;
+            return IO_AGAIN;
+        return IO_ERROR;
     }
 }
 
-/* Writes a flow's pending bytes to fd. Releases the block when empty and
- * passes a FIN on once the source has ended. Returns 0, or -1 on a write
- * error (the destination reset or vanished). */
-static int flush_flow(conn *c, conn_flow *f, int fd, uint64_t *traffic)
+relay_status relay_flush(relay_flow *f, int dst, pool *p)
 {
     while (f->off < f->len) {
-        ssize_t n = write(fd, f->buf + f->off, f->len - f->off);
+        ssize_t n = write(dst, f->buf + f->off, f->len - f->off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            return -1;
+                return RELAY_OK;
+            return RELAY_DST_ERROR;
         }
         f->off += (size_t)n;
         f->bytes += (uint64_t)n;
-        if (traffic)
-            *traffic += (uint64_t)n;
-        c->last_activity_ms = c->srv->loop.now_ms;
+        if (f->traffic)
+            *f->traffic += (uint64_t)n;
     }
-    if (f->buf) {
-        pool_put(&c->srv->pool, f->buf);
-        f->buf = NULL;
-    }
+    pool_put(p, f->buf);
+    f->buf = NULL;
     f->off = f->len = 0;
     if (f->eof && !f->shut) {
-        shutdown(fd, SHUT_WR);
+        shutdown(dst, SHUT_WR);
         f->shut = 1;
     }
-    return 0;
+    return RELAY_OK;
 }
 
-static uint64_t *traffic_counter(conn *c, metrics_direction d)
+/* Transforms len bytes at buf in place; returns the bytes to send, which
+ * start at buf - header for TG_DOWN (the caller left room). */
+static int transform(relay_xform *x, uint8_t *buf, size_t *len)
 {
-    if (c->fronted)
-        return &c->srv->metrics.fronting_traffic[d];
-    return c->dc_slot ? &c->dc_slot->traffic[d] : NULL;
-}
-
-int relay_flush_up(conn *c)
-{
-    return flush_flow(c, &c->up, c->pw.fd, traffic_counter(c, METRICS_FROM_CLIENT));
-}
-
-int relay_flush_down(conn *c)
-{
-    return flush_flow(c, &c->down, c->cw.fd, traffic_counter(c, METRICS_TO_CLIENT));
-}
-
-/* Reads once from the client into the up flow (transforming for Telegram)
- * and writes it on immediately; reading resumes only when it is flushed. */
-void relay_from_client(conn *c)
-{
-    server *s = c->srv;
-    if (!(c->up.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
+    switch (x->kind) {
+    case RELAY_COPY:
+        return 0;
+    case RELAY_TG_UP:
+        if (faketls_rx_unwrap(x->rx, buf, *len, len, &x->why) < 0)
+            return -1;
+        crypto_ctr_apply(x->first, buf, *len);
+        crypto_ctr_apply(x->second, buf, *len);
+        return 0;
+    case RELAY_TG_DOWN:
+        crypto_ctr_apply(x->first, buf, *len);
+        crypto_ctr_apply(x->second, buf, *len);
+        faketls_tx_header(buf - FAKETLS_HEADER_LEN, *len);
+        (*x->tx_records)++;
+        *len += FAKETLS_HEADER_LEN;
+        *x->tx_bytes += *len;
+        return 0;
     }
-    ssize_t n = relay_read(c->cw.fd, c->up.buf, POOL_BLOCK_SIZE);
-    size_t len = n > 0 ? (size_t)n : 0;
-    if (n > 0 && c->state == CS_RELAY) {
-        faketls_reason why = FAKETLS_R_NONE;
-        if (faketls_rx_unwrap(&c->rx, c->up.buf, len, &len, &why) < 0) {
-            log_info("conn", "bad TLS record from client (%s)", faketls_reason_name(why));
-            conn_close(c, CLOSE_BAD_RECORD, 0, 1);
-            return;
-        }
-        crypto_ctr_apply(&c->cli.rx, c->up.buf, len);
-        crypto_ctr_apply(&c->dc.tx, c->up.buf, len);
-    }
-    c->up.off = 0;
-    c->up.len = len;
-    if (n == 0)
-        c->up.eof = 1;
-    if (n == -2) {
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
-        return;
-    }
-    if (n > 0)
-        c->last_activity_ms = c->srv->loop.now_ms;
-    if (relay_flush_up(c) < 0)
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
+    return -1;
 }
 
-void relay_from_peer(conn *c)
+relay_status relay_pump(relay_flow *f, int src, int dst, relay_xform *x, pool *p)
 {
-    server *s = c->srv;
-    if (!(c->down.buf = pool_get(&s->pool))) {
-        conn_close(c, CLOSE_NO_MEMORY, 0, 0);
-        return;
-    }
+    if (f->len || f->eof)
+        return relay_flush(f, dst, p);
+    if (!(f->buf = pool_get(p, POOL_LARGE)))
+        return RELAY_NO_MEMORY;
     /* Telegram bytes go out as TLS records: leave room for the header. */
-    size_t hdr = c->state == CS_RELAY ? 5 : 0;
-    size_t cap = c->state == CS_RELAY ? record_payload_cap(c) : POOL_BLOCK_SIZE;
-    ssize_t n = relay_read(c->pw.fd, c->down.buf + hdr, cap);
+    size_t hdr = x->kind == RELAY_TG_DOWN ? FAKETLS_HEADER_LEN : 0;
+    size_t cap = x->kind == RELAY_TG_DOWN
+                     ? relay_record_payload_cap(*x->tx_records, *x->tx_bytes)
+                     : POOL_BLOCK_SIZE;
     size_t len = 0;
-    if (n > 0) {
-        len = (size_t)n;
-        if (hdr) {
-            crypto_ctr_apply(&c->dc.rx, c->down.buf + hdr, len);
-            crypto_ctr_apply(&c->cli.tx, c->down.buf + hdr, len);
-            faketls_tx_header(c->down.buf, len);
-            c->tx_records++;
-            c->tx_bytes += len + hdr;
-            len += hdr;
+    io_result r = relay_read(src, f->buf + hdr, cap, &len);
+    f->off = 0;
+    f->len = 0;
+    switch (r) {
+    case IO_DATA:
+        f->read_bytes += len;
+        if (transform(x, f->buf + hdr, &len) < 0) {
+            pool_put(p, f->buf);
+            f->buf = NULL;
+            return RELAY_BAD_RECORD;
         }
-        c->last_activity_ms = c->srv->loop.now_ms;
+        f->len = len;
+        break;
+    case IO_EOF:
+        f->eof = 1;
+        break;
+    case IO_AGAIN:
+        break;
+    case IO_ERROR:
+        pool_put(p, f->buf);
+        f->buf = NULL;
+        return RELAY_SRC_ERROR;
     }
-    c->down.off = 0;
-    c->down.len = len;
-    if (n == 0)
-        c->down.eof = 1;
-    if (n == -2) {
-        conn_close(c, CLOSE_PEER_RESET, 1, 0);
-        return;
-    }
-    if (relay_flush_down(c) < 0)
-        conn_close(c, CLOSE_CLIENT_RESET, 0, 1);
+    return relay_flush(f, dst, p);
 }
 
-_Static_assert(5 + FAKETLS_TX_MAX_PAYLOAD <= POOL_BLOCK_SIZE,
+_Static_assert(FAKETLS_HEADER_LEN + FAKETLS_TX_MAX_PAYLOAD <= POOL_BLOCK_SIZE,
                "a full-size record must fit one pool block");

@@ -1,28 +1,75 @@
-/* relay: the byte movers of an established connection (see relay.c). Only
- * conn.c calls these; each may close the connection (conn_close), so the
- * caller checks c->state afterwards. */
+/* relay: the byte mover. It moves one direction of an established
+ * connection from a source descriptor to a destination descriptor through
+ * one pool block, optionally transformed, and reports what happened. It
+ * never closes anything and knows nothing of connections or servers: the
+ * owner (conn.c) maps each status to what the connection does next. */
 #ifndef TGF_RELAY_H
 #define TGF_RELAY_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#include "conn.h"
+#include "crypto.h"
+#include "faketls.h"
+#include "pool.h"
 
-/* read(2) with results normalised once: >0 bytes, 0 EOF, -1 would block,
- * -2 error (errno kept). */
-ssize_t relay_read(int fd, uint8_t *buf, size_t cap);
+/* One read(2), normalised once. */
+typedef enum {
+    IO_DATA,   /* *got > 0 bytes */
+    IO_AGAIN,  /* nothing now (EAGAIN) */
+    IO_EOF,    /* the peer sent FIN */
+    IO_ERROR   /* reset or other failure; errno kept */
+} io_result;
 
-/* Write the pending bytes of the up (client -> peer) or down (peer ->
- * client) flow; release the block when empty and pass a FIN on once the
- * source has ended. 0, or -1 when the destination reset or vanished. */
-int relay_flush_up(conn *c);
-int relay_flush_down(conn *c);
+io_result relay_read(int fd, uint8_t *buf, size_t cap, size_t *got);
 
-/* One read from the client (or the peer) into the flow toward the other
- * side, transformed for Telegram relays, and written on at once. */
-void relay_from_client(conn *c);
-void relay_from_peer(conn *c);
+/* Bytes waiting to be written to one side: buf[off..len). The block is held
+ * only while bytes are pending. */
+typedef struct {
+    uint8_t *buf;
+    size_t off, len;
+    unsigned eof : 1;        /* the source sent FIN */
+    unsigned shut : 1;       /* the FIN was passed on to the destination */
+    uint64_t read_bytes;     /* taken from the source */
+    uint64_t bytes;          /* written to the destination */
+    uint64_t *traffic;       /* metrics counter for written bytes, or NULL */
+} relay_flow;
+
+typedef enum {
+    RELAY_OK,          /* moved what it could; FIN passed on if due */
+    RELAY_SRC_ERROR,   /* the source reset or failed */
+    RELAY_DST_ERROR,   /* the destination reset or failed */
+    RELAY_NO_MEMORY,   /* no block free: nothing was read; retry later */
+    RELAY_BAD_RECORD   /* the client's TLS record framing is broken */
+} relay_status;
+
+typedef enum {
+    RELAY_COPY,        /* fronted: bytes unchanged */
+    RELAY_TG_UP,       /* client records -> payload, two key streams */
+    RELAY_TG_DOWN      /* two key streams -> records sized like Go's */
+} relay_kind;
+
+/* What happens to the bytes on the way. For the Telegram kinds the first
+ * key stream decrypts what arrived and the second encrypts what leaves. */
+typedef struct {
+    relay_kind kind;
+    faketls_rx *rx;                  /* TG_UP: the client's record reader */
+    crypto_ctr *first, *second;
+    uint32_t *tx_records;            /* TG_DOWN: records sent so far */
+    uint64_t *tx_bytes;              /* TG_DOWN: their bytes (size ramp) */
+    faketls_reason why;              /* TG_UP: set on RELAY_BAD_RECORD */
+} relay_xform;
+
+/* Writes f's pending bytes to dst; releases the block when empty and passes
+ * a FIN on (shutdown) once the source has ended. RELAY_OK or DST_ERROR. */
+relay_status relay_flush(relay_flow *f, int dst, pool *p);
+
+/* One read from src into f (only when f is empty and the source has not
+ * ended), transformed by x, then flushed to dst at once. Reading resumes
+ * only once the block is written, so a slow destination stops the source. */
+relay_status relay_pump(relay_flow *f, int src, int dst, relay_xform *x, pool *p);
+
+/* The record size ramp toward the client (exported for tests). */
+size_t relay_record_payload_cap(uint32_t records, uint64_t bytes);
 
 #endif

@@ -155,6 +155,12 @@ static void derive_params(uint64_t m, double fp, unsigned *k_out, unsigned *p_ou
     *p_out = (unsigned)p;
 }
 
+uint64_t replay_memory_inserts(const replay_filter *f)
+{
+    /* -ln(0.95) = 0.051293...; ln(1 - x) ~ -x for x = p/m, which is tiny. */
+    return (uint64_t)(0.051293 * (double)f->m / ((double)f->k * (double)f->p));
+}
+
 replay_filter *replay_create(uint64_t max_size_bytes, double error_rate)
 {
     /* !(x > 0 && x < 1) also rejects NaN */

@@ -18,6 +18,12 @@ replay_filter *replay_create(uint64_t max_size_bytes, double error_rate);
  * way the key is (re)inserted. Safe to call from several threads. */
 int replay_check_and_insert(replay_filter *f, const uint8_t *key, size_t len);
 
+/* How many later inserts an entry survives with probability 95% or more:
+ * each insert clears p of the m cells, so all k cells of an entry survive
+ * N inserts with probability about exp(-k p N / m). Re-sets by other keys
+ * only help. The filter remembers a hello for this many handshakes. */
+uint64_t replay_memory_inserts(const replay_filter *f);
+
 /* Frees the filter; NULL is allowed. */
 void replay_destroy(replay_filter *f);
 

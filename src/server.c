@@ -3,13 +3,17 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "crypto.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "netutil.h"
 #include "stats.h"
@@ -17,6 +21,9 @@
 #define SERVER_BACKLOG 1024
 #define SERVER_ACCEPT_BATCH 64
 #define POOL_KEEP_BLOCKS 256
+/* Below this many handshakes a second over a timestamp's lifetime, the
+ * replay filter's memory is too short for the tolerated skew. */
+#define SERVER_REPLAY_MIN_RATE 100.0
 
 /* The fronting target must never be ourselves: every probe would be fronted
  * back to our own listener, which fronts it again, forever (mtg issues #490,
@@ -74,35 +81,115 @@ int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, cha
     return n;
 }
 
+/* A connection and the server's bookkeeping for it, in one allocation: the
+ * connection's memory is the server's (conn_start builds it in place). */
+typedef struct server_slot {
+    struct server_slot *prev, *next;
+    server *srv;
+    unsigned counted : 1;             /* holds a concurrency slot */
+    _Alignas(max_align_t) unsigned char conn[];
+} server_slot;
+
+static server_slot *slot_of(conn *c)
+{
+    return (server_slot *)(void *)((unsigned char *)c - offsetof(server_slot, conn));
+}
+
+static conn *conn_of(server_slot *sl) { return (conn *)(void *)sl->conn; }
+
 static void on_listener(loop_watch *w, uint32_t ev);
 static void on_stats_listener(loop_watch *w, uint32_t ev) { (void)ev; stats_accept(w->ctx); }
+
+/* Accepting stops while the descriptors could not carry one more
+ * connection (two each), or after EMFILE until the next tick. */
+static void update_accept(server *s)
+{
+    if (s->listener.fd < 0)
+        return;
+    uint32_t want = s->accept_paused || s->open_conns >= s->conn_cap ? 0 : LOOP_IN;
+    if (loop_watch_set(&s->loop, &s->listener, want) < 0)
+        log_warn("main", "epoll_ctl on listener: %s", strerror(errno));
+}
+
+static void on_conn_fronted(void *owner, conn *c)
+{
+    server *s = owner;
+    server_slot *sl = slot_of(c);
+    /* The concurrency limit counts connections we inspect or relay to
+     * Telegram; website visitors must not use up Telegram's slots. */
+    if (sl->counted) {
+        sl->counted = 0;
+        s->inspected--;
+    }
+}
+
+static void on_conn_closed(void *owner, conn *c)
+{
+    server *s = owner;
+    server_slot *sl = slot_of(c);
+    on_conn_fronted(owner, c);
+    s->open_conns--;
+    if (sl->prev)
+        sl->prev->next = sl->next;
+    else
+        s->active = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
+    sl->prev = NULL;
+    sl->next = s->dead;
+    s->dead = sl;
+    update_accept(s);
+}
+
+static void reap(server *s)
+{
+    while (s->dead) {
+        server_slot *sl = s->dead;
+        s->dead = sl->next;
+        free(sl);
+    }
+}
+
+static void close_all(server *s, close_reason why)
+{
+    for (server_slot *sl = s->active, *next; sl; sl = next) {
+        next = sl->next;
+        conn_close(conn_of(sl), why);
+    }
+}
 
 static void on_tick(loop *l, void *ctx)
 {
     server *s = ctx;
     uint64_t now = l->now_ms;
-    for (conn *c = s->active, *next; c; c = next) {
-        next = c->next;
-        conn_check_deadline(c, now);
+    s->metrics.memory_waits = s->pool.cap_hits;
+    for (server_slot *sl = s->active, *next; sl; sl = next) {
+        next = sl->next;
+        conn_tick(conn_of(sl), now);
     }
     stats_check_deadlines(s, now);
     if (s->accept_paused) {
         s->accept_paused = 0;
-        server_update_accept(s);
+        update_accept(s);
     }
     if (s->stats_paused && s->stats_listener.fd >= 0) {
         s->stats_paused = 0;
-        loop_watch_set(l, &s->stats_listener, EPOLLIN);
+        loop_watch_set(l, &s->stats_listener, LOOP_IN);
     }
     if (s->draining) {
-        if (now >= s->drain_deadline_ms) {
-            for (conn *c = s->active, *next; c; c = next) {
-                next = c->next;
-                conn_close(c, CLOSE_SHUTDOWN, 0, 0);
-            }
-        }
+        if (now >= s->drain_deadline_ms)
+            close_all(s, CLOSE_SHUTDOWN);
         if (!s->active)
             loop_stop(l);
+    }
+}
+
+static void close_listener(server *s, loop_watch *w)
+{
+    if (w->fd >= 0) {
+        loop_watch_remove(&s->loop, w);
+        close(w->fd);
+        w->fd = -1;
     }
 }
 
@@ -114,16 +201,8 @@ static void begin_drain(server *s, int immediate)
         log_info("main", "shutting down: no new connections, %zu open", s->open_conns);
     s->draining = 1;
     s->drain_deadline_ms = immediate ? s->loop.now_ms : s->loop.now_ms + SERVER_DRAIN_MS;
-    if (s->listener.fd >= 0) {
-        loop_watch_remove(&s->loop, &s->listener);
-        close(s->listener.fd);
-        s->listener.fd = -1;
-    }
-    if (s->stats_listener.fd >= 0) {
-        loop_watch_remove(&s->loop, &s->stats_listener);
-        close(s->stats_listener.fd);
-        s->stats_listener.fd = -1;
-    }
+    close_listener(s, &s->listener);
+    close_listener(s, &s->stats_listener);
     if (!s->active)
         loop_stop(&s->loop);
 }
@@ -141,16 +220,29 @@ static void on_signal(loop *l, int signo, void *ctx)
 static void after_batch(loop *l, void *ctx)
 {
     (void)l;
-    conn_reap(ctx);
+    reap(ctx);
 }
 
-void server_update_accept(server *s)
+static void accept_one(server *s, int fd, const struct sockaddr *addr, socklen_t len)
 {
-    if (s->listener.fd < 0)
+    server_slot *sl = calloc(1, sizeof *sl + conn_size());
+    if (!sl) {
+        log_warn("main", "out of memory for a connection");
+        close(fd);
         return;
-    uint32_t want = s->accept_paused ? 0 : EPOLLIN;
-    if (loop_watch_set(&s->loop, &s->listener, want) < 0)
-        log_warn("main", "epoll_ctl on listener: %s", strerror(errno));
+    }
+    sl->srv = s;
+    int over_limit = s->inspected >= s->cfg->concurrency;
+    if (!over_limit) {
+        sl->counted = 1;
+        s->inspected++;
+    }
+    sl->next = s->active;
+    if (s->active)
+        s->active->prev = sl;
+    s->active = sl;
+    s->open_conns++;
+    conn_start(sl->conn, &s->env, fd, addr, len, over_limit);
 }
 
 static void on_listener(loop_watch *w, uint32_t ev)
@@ -158,6 +250,10 @@ static void on_listener(loop_watch *w, uint32_t ev)
     server *s = w->ctx;
     (void)ev;
     for (int i = 0; i < SERVER_ACCEPT_BATCH && s->listener.fd >= 0; i++) {
+        if (s->open_conns >= s->conn_cap) {
+            update_accept(s);   /* the backlog holds the rest until one closes */
+            return;
+        }
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         int fd = accept4(s->listener.fd, (struct sockaddr *)&addr, &len,
@@ -170,12 +266,50 @@ static void on_listener(loop_watch *w, uint32_t ev)
                  * instead of spinning on a listener that stays readable. */
                 log_warn("main", "accept: %s; pausing accepts", strerror(errno));
                 s->accept_paused = 1;
-                server_update_accept(s);
+                update_accept(s);
             }
             return;
         }
-        conn_accept(s, fd, (struct sockaddr *)&addr, len);
+        accept_one(s, fd, (struct sockaddr *)&addr, len);
     }
+}
+
+/* Raises the descriptor limit and sizes the connection cap from it: each
+ * connection holds two descriptors at most (client, and the fronting target
+ * or the DC: the early fronting connection is closed before the DC is
+ * dialled), so an accepted connection always gets its second one. */
+static void size_descriptors(server *s)
+{
+    fdlimit_info fl;
+    if (fdlimit_raise(&fl) < 0)
+        log_warn("main", "cannot raise the descriptor limit: %s", strerror(errno));
+    uint64_t soft = fl.soft ? fl.soft : 1024;
+    uint64_t reserve = soft / 4 < SERVER_FD_RESERVE ? soft / 4 : SERVER_FD_RESERVE;
+    uint64_t cap = soft > reserve + 2 ? (soft - reserve) / 2 : 1;
+    s->conn_cap = cap > SIZE_MAX ? SIZE_MAX : (size_t)cap;
+    log_info("main", "descriptors: soft limit %llu (was %llu), hard %llu: up to %zu connections",
+             (unsigned long long)fl.soft, (unsigned long long)fl.soft_before,
+             (unsigned long long)fl.hard, s->conn_cap);
+    if (s->conn_cap < s->cfg->concurrency)
+        log_warn("main", "the descriptor limit carries %zu connections, fewer than concurrency "
+                 "%u: raise the hard limit (docker run --ulimit nofile=N:N, or LimitNOFILE=)",
+                 s->conn_cap, s->cfg->concurrency);
+}
+
+/* A hello may be replayed for as long as its timestamp passes: up to twice
+ * the tolerated skew. The filter must remember it that long. */
+static void check_replay_window(const server *s)
+{
+    uint64_t inserts = replay_memory_inserts(s->replay);
+    double window_s = 2.0 * (double)s->cfg->tolerate_skew_ms / 1000.0;
+    double rate = window_s > 0 ? (double)inserts / window_s : 1e12;
+    log_info("main", "anti-replay remembers a hello for %llu handshakes: up to %.0f/s over the "
+             "%.0f s a timestamp stays valid", (unsigned long long)inserts, rate, window_s);
+    if (rate < SERVER_REPLAY_MIN_RATE)
+        log_warn("main", "tolerate-time-skewness %.0f s is too long for [defense.anti-replay] "
+                 "max-size/error-rate: above %.0f handshakes/s a replayed hello may be "
+                 "forgotten while it is still valid; shorten the skew or raise max-size",
+                 window_s / 2, rate);
 }
 
 int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
@@ -185,7 +319,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->cfg = cfg;
     s->listener.fd = -1;
     s->stats_listener.fd = -1;
-    pool_init(&s->pool, POOL_KEEP_BLOCKS);
+    pool_init(&s->pool, POOL_KEEP_BLOCKS, pool_default_cap());
     metrics_init(&s->metrics);
 
     const char *front_host = cfg->fronting_host[0] ? cfg->fronting_host : cfg->secret.host;
@@ -201,7 +335,9 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
                      (unsigned long long)cfg->antireplay_max_size);
             return -1;
         }
+        check_replay_window(s);
     }
+    size_descriptors(s);
 
     if (loop_init(&s->loop, SERVER_TICK_MS) < 0) {
         snprintf(err, err_cap, "event loop: %s", strerror(errno));
@@ -222,7 +358,11 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->listener.fd = fd;
     s->listener.fn = on_listener;
     s->listener.ctx = s;
-    server_update_accept(s);
+    s->env = (conn_env){ .loop = &s->loop, .pool = &s->pool, .metrics = &s->metrics,
+                         .cfg = cfg, .replay = s->replay, .front_addrs = s->front_addrs,
+                         .front_count = s->front_count, .on_fronted = on_conn_fronted,
+                         .on_closed = on_conn_closed, .owner = s };
+    update_accept(s);
 
     if (cfg->prometheus_enabled) {
         char saddr[80];
@@ -236,7 +376,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
         s->stats_listener.fd = fd;
         s->stats_listener.fn = on_stats_listener;
         s->stats_listener.ctx = s;
-        loop_watch_set(&s->loop, &s->stats_listener, EPOLLIN);
+        loop_watch_set(&s->loop, &s->stats_listener, LOOP_IN);
         log_info("main", "prometheus metrics on http://%s%s", saddr, cfg->prometheus_path);
     }
 
@@ -255,16 +395,13 @@ int server_run(server *s)
         return 1;
     }
     log_info("main", "stopped");
-    return s->exit_code;
+    return 0;
 }
 
 void server_destroy(server *s)
 {
-    for (conn *c = s->active, *next; c; c = next) {
-        next = c->next;
-        conn_close(c, CLOSE_SHUTDOWN, 0, 0);
-    }
-    conn_reap(s);
+    close_all(s, CLOSE_SHUTDOWN);
+    reap(s);
     stats_close_all(s);
     if (s->listener.fd >= 0)
         close(s->listener.fd);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "conn.h"
 #include "loop.h"
 #include "metrics.h"
 #include "pool.h"
@@ -19,8 +20,10 @@
                                       * below s6's 5 s kill timeout in the image */
 #define SERVER_TICK_MS 200
 
-struct conn;
+#define SERVER_FD_RESERVE 64          /* listeners, epoll, signalfd, stats, logs */
+
 struct stats_conn;
+struct server_slot;
 
 typedef struct server {
     loop loop;
@@ -28,6 +31,7 @@ typedef struct server {
     pool pool;
     metrics metrics;
     replay_filter *replay;            /* NULL when anti-replay is off */
+    conn_env env;                     /* what every connection is given */
 
     loop_watch listener;
     loop_watch stats_listener;        /* fd -1 when stats are off */
@@ -35,17 +39,17 @@ typedef struct server {
     dc_addr front_addrs[SERVER_MAX_FRONT_ADDRS];
     size_t front_count;
 
-    struct conn *active;              /* doubly linked */
-    struct conn *dead;                /* closed, freed after the event batch */
+    struct server_slot *active;       /* doubly linked */
+    struct server_slot *dead;         /* closed, freed after the event batch */
     size_t inspected;                 /* connections counted by concurrency */
     size_t open_conns;
+    size_t conn_cap;                  /* open connections the descriptors carry */
     struct stats_conn *stats_conns;
 
     int accept_paused;                /* EMFILE/ENFILE: resumed on a tick */
     int stats_paused;
     int draining;
     uint64_t drain_deadline_ms;
-    int exit_code;
 } server;
 
 /* Resolves the fronting target, refuses a fronting loop, opens the listeners
@@ -61,7 +65,5 @@ int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, cha
 int server_run(server *s);
 void server_destroy(server *s);
 
-/* Pause/resume accepting (EMFILE handling and shutdown). */
-void server_update_accept(server *s);
 
 #endif

@@ -112,7 +112,7 @@ static void on_stats_conn(loop_watch *w, uint32_t ev)
             stats_free(sc);
             return;
         }
-        loop_watch_set(&sc->srv->loop, &sc->w, EPOLLOUT);
+        loop_watch_set(&sc->srv->loop, &sc->w, LOOP_OUT);
     }
     while (sc->resp_off < sc->resp_len) {
         ssize_t n = write(w->fd, sc->resp + sc->resp_off, sc->resp_len - sc->resp_off);
@@ -155,7 +155,7 @@ void stats_accept(server *s)
         sc->deadline_ms = s->loop.now_ms + STATS_TIMEOUT_MS;
         sc->next = s->stats_conns;
         s->stats_conns = sc;
-        if (loop_watch_set(&s->loop, &sc->w, EPOLLIN) < 0)
+        if (loop_watch_set(&s->loop, &sc->w, LOOP_IN) < 0)
             stats_free(sc);
     }
 }
