@@ -158,9 +158,17 @@ class FrontingBackend(RecordingServer):
 
     def new_conn(self, s, peer):
         c = BackendConn(peer)
+        c.sock = s
         c.blast = self.blast
         c.rst_on_data = self.rst_on_data
         return c, (self.reply_on_data, self.reply_on_eof, self.tls)
+
+    def close_conn(self, c):
+        """Closes c from the site's side (FIN), as its own timeout would."""
+        try:
+            c.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def serve(self, s, c, reply_on_data, reply_on_eof, tls):
         buf = bytearray()
