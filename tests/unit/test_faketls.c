@@ -202,13 +202,9 @@ TEST(faketls_kat_hello_every_split)
     size_t len = unit_unhex(kat_hello_hex, buf, sizeof buf);
     for (size_t i = 0; i < len; i++) {
         faketls_reason r = FAKETLS_R_COUNT;
-        if (check(buf, i, NULL, &r) != FAKETLS_NEED_MORE) {
-            char m[64];
-            snprintf(m, sizeof m, "prefix %zu not NEED_MORE (%s)", i,
-                     faketls_reason_name(r));
-            unit_fail(__FILE__, __LINE__, m);
+        if (!CHECK_MSG(check(buf, i, NULL, &r) == FAKETLS_NEED_MORE,
+                       "prefix %zu not NEED_MORE (%s)", i, faketls_reason_name(r)))
             break;
-        }
     }
     CHECK_EQ_INT(check(buf, len, NULL, NULL), FAKETLS_OK);
 }
@@ -238,10 +234,9 @@ TEST(faketls_fragmented)
         CHECK_EQ_INT(h.consumed, len);
         /* Every prefix waits for more. */
         for (size_t i = 0; i < len; i++)
-            if (check(buf, i, NULL, NULL) != FAKETLS_NEED_MORE) {
-                unit_fail(__FILE__, __LINE__, "fragmented prefix not NEED_MORE");
+            if (!CHECK_MSG(check(buf, i, NULL, NULL) == FAKETLS_NEED_MORE,
+                           "%zu records: prefix %zu not NEED_MORE", counts[c], i))
                 break;
-            }
     }
 }
 
@@ -470,12 +465,8 @@ static void expect_malformed_u16(const uint8_t *rec, size_t len, size_t off, int
     put16(copy + off, (size_t)((int)v + delta));
     faketls_reason r = FAKETLS_R_NONE;
     CHECK_EQ_INT(check(copy, len, NULL, &r), FAKETLS_REJECT);
-    if (r != FAKETLS_R_MALFORMED) {
-        char m[96];
-        snprintf(m, sizeof m, "length at %zu %+d: %s, want malformed", off, delta,
-                 faketls_reason_name(r));
-        unit_fail(__FILE__, __LINE__, m);
-    }
+    CHECK_MSG(r == FAKETLS_R_MALFORMED, "length at %zu %+d: %s, want malformed", off,
+              delta, faketls_reason_name(r));
 }
 
 TEST(faketls_malformed_lengths)
@@ -516,10 +507,9 @@ TEST(faketls_malformed_lengths)
         copy[6] = 0;
         put16(copy + 7, l);
         faketls_reason r = FAKETLS_R_NONE;
-        if (check(copy, l + 9, NULL, &r) != FAKETLS_REJECT) {
-            unit_fail(__FILE__, __LINE__, "truncated hello accepted");
+        if (!CHECK_MSG(check(copy, l + 9, NULL, &r) == FAKETLS_REJECT,
+                       "hello cut to %zu bytes not rejected", l))
             break;
-        }
     }
 }
 
@@ -705,10 +695,10 @@ TEST(faketls_rx_every_split)
         memcpy(got, buf, n1);
         CHECK_EQ_INT(faketls_rx_unwrap(&st, buf + cut, len - cut, &n2, NULL), 0);
         memcpy(got + n1, buf + cut, n2);
-        if (n1 + n2 != want_len || memcmp(got, want, want_len) != 0) {
-            unit_fail(__FILE__, __LINE__, "rx split mismatch");
+        if (!CHECK_MSG(n1 + n2 == want_len, "split at %zu: %zu + %zu bytes, want %zu",
+                       cut, n1, n2, want_len) ||
+            !CHECK_MEM(got, want, want_len))
             break;
-        }
         CHECK_EQ_INT(st.hdr_have, 0);
     }
     /* One byte at a time. */
