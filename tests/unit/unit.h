@@ -71,6 +71,13 @@ int unit_check_mem(const char *file, int line, const char *what,
                     __FILE__, __LINE__, "%s == %s (\"%s\" vs \"%s\")", #a, \
                     #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
 
+/* Sends stderr (fd 2) to a temporary file until unit_stderr_end(), which
+ * restores it and returns what was written, NUL-terminated (a static
+ * buffer, truncated to 64 KiB; NULL if the capture could not start).
+ * CHECK* between the two land in the capture too: check after the end. */
+void unit_stderr_begin(void);
+const char *unit_stderr_end(void);
+
 /* Hex helper for known-answer vectors: returns bytes written, or 0 on bad hex. */
 size_t unit_unhex(const char *hex, unsigned char *out, size_t cap);
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define UNIT_MAX_TESTS 1024
 /* Buffers up to this size are dumped whole; longer ones as a window
@@ -118,6 +119,35 @@ int unit_check_mem(const char *file, int line, const char *what,
     dump("got", x, from, to);
     dump("want", y, from, to);
     return 0;
+}
+
+static int capture_fd = -1, saved_stderr = -1;
+
+void unit_stderr_begin(void)
+{
+    char path[] = "/tmp/tgf-unit-stderr-XXXXXX";
+    capture_fd = mkstemp(path);
+    if (capture_fd < 0)
+        return;
+    unlink(path);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(capture_fd, STDERR_FILENO);
+}
+
+const char *unit_stderr_end(void)
+{
+    static char text[65536];
+    if (capture_fd < 0)
+        return NULL;
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    ssize_t n = pread(capture_fd, text, sizeof text - 1, 0);
+    close(capture_fd);
+    capture_fd = saved_stderr = -1;
+    text[n > 0 ? n : 0] = '\0';
+    return text;
 }
 
 static int hexval(int c)
