@@ -10,7 +10,7 @@ import time
 import pytest
 
 import tgclient
-from helpers import (assert_fronted, backend_conn_for, raw_connect, recv_n,
+from helpers import (assert_fronted, backend_conn_for, join_all, raw_connect, recv_n,
                      round_trip, sees_eof, wait_data)
 
 
@@ -385,8 +385,7 @@ def test_parallel_heavy_round_trips(daemon, fakedc):
     ts = [threading.Thread(target=one) for _ in range(16)]
     for t in ts:
         t.start()
-    for t in ts:
-        t.join(60)
+    join_all(ts, 60, "client")
     assert not errors, errors
 
 
