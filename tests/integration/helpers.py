@@ -93,7 +93,7 @@ def join_all(threads, timeout, what="thread"):
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     alive = [t.name for t in threads if t.is_alive()]
-    assert not alive, "%d %s(s) still running after %.0f s: %s" % (
+    assert not alive, "%d %s(s) still running after %.1f s: %s" % (
         len(alive), what, timeout, ", ".join(alive[:5]))
 
 
