@@ -308,6 +308,8 @@ daemon_unit() {
     daemon_setup
     daemon_bearssl_musl
     daemon_make musl unit
+    sh tests/unit/harness/selftest.sh musl-gcc out/musl \
+        || daemon_die "the unit harness's self-test failed (tests/unit/harness/selftest.sh)"
     daemon_say "running out/musl/unit-tests"
     out/musl/unit-tests || daemon_die "unit tests failed (out/musl/unit-tests)"
 }
@@ -323,6 +325,8 @@ daemon_asan() {
         daemon_say "src/main.c missing: building only the ASan unit tests"
         daemon_make asan unit
     fi
+    sh tests/unit/harness/selftest.sh clang out/asan \
+        || daemon_die "the unit harness's self-test failed under clang (tests/unit/harness/selftest.sh)"
     daemon_say "running out/asan/unit-tests"
     out/asan/unit-tests || daemon_die "unit tests failed under ASan/UBSan (out/asan/unit-tests)"
 }

@@ -85,6 +85,22 @@ def sees_eof(sock, timeout=5.0):
             return False
 
 
+def join_all(threads, timeout, what="thread"):
+    """Joins every thread within one shared deadline of timeout seconds and
+    fails naming the ones still running: a join that times out returns
+    silently, and a test that goes on would pass with work unfinished."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threads if t.is_alive()]
+    assert not alive, "%d %s(s) still running after %.1f s: %s" % (
+        len(alive), what, timeout, ", ".join(alive[:5]))
+
+
+def join_or_fail(t, timeout, what="thread"):
+    join_all([t], timeout, what)
+
+
 def round_trip(client, data, chunk=None):
     """Sends data through the relay (echoed by the fake DC) while reading the
     echo in this thread; returns the bytes read back."""
@@ -101,7 +117,7 @@ def round_trip(client, data, chunk=None):
     t = threading.Thread(target=sender, daemon=True)
     t.start()
     got = client.recv_exact(len(data)) if data else b""
-    t.join(10)
+    join_or_fail(t, 10, "round_trip sender")
     if err:
         raise err[0]
     return got

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from fronting_backend import FrontingBackend
-from helpers import assert_fronted, raw_connect, recv_n, round_trip
+from helpers import assert_fronted, join_all, raw_connect, recv_n, round_trip
 
 
 def test_sigterm_drain(make_daemon, fakedc):
@@ -122,8 +122,7 @@ def test_survives_garbage_storm(make_daemon, fakedc):
     threads = [threading.Thread(target=_garbage_conn, args=(d.addr, i)) for i in range(200)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(10)
+    join_all(threads, 10, "garbage client")
     assert d.proc.poll() is None, "daemon died:\n" + d.stderr()[-3000:]
     with d.client() as c:
         c.connect()

@@ -45,7 +45,8 @@ def test_fronted_visitors_do_not_take_telegram_slots(make_daemon, fakedc, backen
     try:
         for v in visitors:
             v.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        backend.wait_for(lambda conns: len(conns) >= 3, 5)
+        assert backend.wait_for(lambda conns: len(conns) >= 3, 5), \
+            "visitors not fronted while holding the only inspection slot"
         with d.client() as c:
             c.connect()
             assert round_trip(c, b"still relayed") == b"still relayed"

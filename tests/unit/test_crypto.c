@@ -200,12 +200,8 @@ TEST(crypto_ctr_counter_wraps_and_splits)
                     bad += memcmp(buf, ref, MSG_LEN) != 0;
                 }
             }
-            if (bad) {
-                char what[128];
-                snprintf(what, sizeof what, "iv %s impl %zu: %d split runs differ",
-                         wrap_ivs[v], k, bad);
-                unit_fail(__FILE__, __LINE__, what);
-            }
+            CHECK_MSG(bad == 0, "iv %s impl %zu: %d split runs differ",
+                      wrap_ivs[v], k, bad);
             crypto_ctr_wipe(&c);
         }
     }

@@ -210,13 +210,8 @@ TEST(dc_parse_hostport_cases)
         "[]:443", "[1.2.3.4]:443", "[2001:db8::1]:", "[fe80::1%eth0]:443",
         " 1.2.3.4:443", "1.2.3.4:443 ", "[2001:db8::1]:443x",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (dc_parse_hostport(bad[i], &a) != -1) {
-            char m[96];
-            snprintf(m, sizeof m, "accepted \"%s\"", bad[i]);
-            unit_fail(__FILE__, __LINE__, m);
-        }
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(dc_parse_hostport(bad[i], &a) == -1, "accepted \"%s\"", bad[i]);
 }
 
 TEST(dc_format_small_cap)

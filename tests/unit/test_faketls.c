@@ -202,13 +202,9 @@ TEST(faketls_kat_hello_every_split)
     size_t len = unit_unhex(kat_hello_hex, buf, sizeof buf);
     for (size_t i = 0; i < len; i++) {
         faketls_reason r = FAKETLS_R_COUNT;
-        if (check(buf, i, NULL, &r) != FAKETLS_NEED_MORE) {
-            char m[64];
-            snprintf(m, sizeof m, "prefix %zu not NEED_MORE (%s)", i,
-                     faketls_reason_name(r));
-            unit_fail(__FILE__, __LINE__, m);
+        if (!CHECK_MSG(check(buf, i, NULL, &r) == FAKETLS_NEED_MORE,
+                       "prefix %zu not NEED_MORE (%s)", i, faketls_reason_name(r)))
             break;
-        }
     }
     CHECK_EQ_INT(check(buf, len, NULL, NULL), FAKETLS_OK);
 }
@@ -238,10 +234,9 @@ TEST(faketls_fragmented)
         CHECK_EQ_INT(h.consumed, len);
         /* Every prefix waits for more. */
         for (size_t i = 0; i < len; i++)
-            if (check(buf, i, NULL, NULL) != FAKETLS_NEED_MORE) {
-                unit_fail(__FILE__, __LINE__, "fragmented prefix not NEED_MORE");
+            if (!CHECK_MSG(check(buf, i, NULL, NULL) == FAKETLS_NEED_MORE,
+                           "%zu records: prefix %zu not NEED_MORE", counts[c], i))
                 break;
-            }
     }
 }
 
@@ -470,12 +465,8 @@ static void expect_malformed_u16(const uint8_t *rec, size_t len, size_t off, int
     put16(copy + off, (size_t)((int)v + delta));
     faketls_reason r = FAKETLS_R_NONE;
     CHECK_EQ_INT(check(copy, len, NULL, &r), FAKETLS_REJECT);
-    if (r != FAKETLS_R_MALFORMED) {
-        char m[96];
-        snprintf(m, sizeof m, "length at %zu %+d: %s, want malformed", off, delta,
-                 faketls_reason_name(r));
-        unit_fail(__FILE__, __LINE__, m);
-    }
+    CHECK_MSG(r == FAKETLS_R_MALFORMED, "length at %zu %+d: %s, want malformed", off,
+              delta, faketls_reason_name(r));
 }
 
 TEST(faketls_malformed_lengths)
@@ -516,32 +507,211 @@ TEST(faketls_malformed_lengths)
         copy[6] = 0;
         put16(copy + 7, l);
         faketls_reason r = FAKETLS_R_NONE;
-        if (check(copy, l + 9, NULL, &r) != FAKETLS_REJECT) {
-            unit_fail(__FILE__, __LINE__, "truncated hello accepted");
+        if (!CHECK_MSG(check(copy, l + 9, NULL, &r) == FAKETLS_REJECT,
+                       "hello cut to %zu bytes not rejected", l))
             break;
-        }
     }
 }
 
-TEST(faketls_mutations_never_crash)
+/* ---- one-byte mutations ----
+ * The fields of the hello build_record() makes from default_opts(), by
+ * offset in that single record (checked below against the bytes), and what
+ * a change of one byte in each must do. The HMAC covers the whole handshake
+ * message, so a change the parser does not read is BAD_DIGEST; a change it
+ * reads is caught before the digest, with that field's reason. */
+typedef enum {
+    M_DIGEST,     /* not read by the parser: REJECT bad_digest */
+    M_TIME,       /* random bytes 28..31 carry the timestamp: OK within TOL, else time_skew */
+    M_HS_TYPE,    /* handshake type: not_client_hello */
+    M_SNI_GONE,   /* server_name extension type, name type: no_sni */
+    M_SNI_NAME,   /* host name: sni_mismatch */
+    M_EXT_TYPE,   /* another extension's type: bad_digest, unless it became server_name */
+    M_LENGTH      /* a length the parser reads: never OK, rejected before the digest */
+} mut_class;
+
+static const struct { size_t from, to; mut_class cls; } hello_fields[] = {
+    {   5,   6, M_HS_TYPE },  /* handshake type */
+    {   6,   9, M_LENGTH },   /* handshake length */
+    {   9,  11, M_DIGEST },   /* legacy_version */
+    {  11,  39, M_DIGEST },   /* random, the part compared with the HMAC */
+    {  39,  43, M_TIME },     /* random, the part XORed with the timestamp */
+    {  43,  44, M_LENGTH },   /* session id length */
+    {  44,  76, M_DIGEST },   /* session id */
+    {  76,  78, M_LENGTH },   /* cipher suites length */
+    {  78,  86, M_DIGEST },   /* cipher suites (no single byte makes all GREASE) */
+    {  86,  87, M_LENGTH },   /* compression methods length */
+    {  87,  88, M_DIGEST },   /* compression method */
+    {  88,  90, M_LENGTH },   /* extensions length */
+    {  90,  92, M_EXT_TYPE }, /* GREASE extension type */
+    {  92,  94, M_LENGTH },   /* GREASE extension length */
+    {  94,  96, M_SNI_GONE }, /* server_name type */
+    {  96, 100, M_LENGTH },   /* server_name length, name list length */
+    { 100, 101, M_SNI_GONE }, /* name type host_name */
+    { 101, 103, M_LENGTH },   /* host name length */
+    { 103, 114, M_SNI_NAME }, /* "example.com" */
+    { 114, 116, M_EXT_TYPE }, /* ALPN type */
+    { 116, 118, M_LENGTH },   /* ALPN length */
+    { 118, 123, M_DIGEST },   /* ALPN body (the parser skips it) */
+    { 123, 125, M_EXT_TYPE }, /* padding type */
+    { 125, 127, M_LENGTH },   /* padding length */
+    { 127, 167, M_DIGEST },   /* padding */
+};
+#define HELLO_FIELDS (sizeof hello_fields / sizeof hello_fields[0])
+#define HELLO_FIELDS_END 167
+
+/* Index into hello_fields of the field holding record offset rec_off. */
+static size_t field_at(size_t rec_off)
 {
-    /* Every byte of a valid hello set to a few values: must return, and
-     * only OK when the mutation cannot matter. Run under ASan to be sure. */
-    static const uint8_t vals[] = { 0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff };
-    uint8_t rec[4096], copy[4096];
-    hello_opts o = default_opts();
-    o.records = 3;
-    size_t len = build_hello(rec, &o);
-    for (size_t i = 0; i < len; i++) {
-        for (size_t k = 0; k < sizeof vals; k++) {
-            memcpy(copy, rec, len);
-            copy[i] = vals[k];
-            for (size_t cut = len > 40 ? len - 40 : 0; cut <= len; cut += 13)
-                (void)check(copy, cut, NULL, NULL);
-            (void)check(copy, len, NULL, NULL);
+    size_t f = 0;
+    while (f < HELLO_FIELDS - 1 && rec_off >= hello_fields[f].to)
+        f++;
+    return f;
+}
+
+/* What one mutation did, for the test's tally. */
+enum { OUT_REJECT_AS_WANTED, OUT_TIME_ACCEPTED, OUT_STRUCTURAL, OUT_FRAMING, OUT_COUNT };
+
+/* The reason a mutated hello must be rejected with; sets *structural
+ * instead for changes the parser must catch before the digest, whatever
+ * the reason (a length, an extension type turned into server_name). */
+static faketls_reason wanted_reason(const uint8_t *rec, size_t rec_off, uint8_t val,
+                                    int *structural)
+{
+    size_t f = field_at(rec_off), at = hello_fields[f].from, type;
+    *structural = 0;
+    switch (hello_fields[f].cls) {
+    case M_TIME:       return FAKETLS_R_TIME_SKEW;
+    case M_HS_TYPE:    return FAKETLS_R_NOT_CLIENT_HELLO;
+    case M_SNI_GONE:   return FAKETLS_R_NO_SNI;
+    case M_SNI_NAME:   return FAKETLS_R_SNI_MISMATCH;
+    case M_LENGTH:
+        *structural = 1;
+        return FAKETLS_R_NONE;
+    case M_EXT_TYPE:
+        type = (size_t)(at == rec_off ? val : rec[at]) << 8 |
+               (at + 1 == rec_off ? val : rec[at + 1]);
+        if (type == 0x0000) {   /* now a server_name extension: parsed */
+            *structural = 1;
+            return FAKETLS_R_NONE;
+        }
+        return FAKETLS_R_BAD_DIGEST;
+    case M_DIGEST:
+    default:
+        return FAKETLS_R_BAD_DIGEST;
+    }
+}
+
+/* Checks one mutated hello: stream[at] was orig and is val now; it is
+ * record header byte hdr_byte (0..4), or, with hdr_byte -1, byte rec_off of
+ * the single record rec. Returns an OUT_* tally index. */
+static int check_mutation(const uint8_t *stream, size_t len, size_t at, int hdr_byte,
+                          const uint8_t *rec, size_t rec_off, uint8_t orig, uint8_t val)
+{
+    faketls_hello h;
+    faketls_reason r = FAKETLS_R_NONE;
+    faketls_result res = check(stream, len, &h, &r);
+    const char *rn = faketls_reason_name(r);
+    int structural;
+
+    /* No prefix of a mutated hello proves the secret either. */
+    for (size_t cut = len > 40 ? len - 40 : 0; cut < len; cut += 13)
+        CHECK_MSG(check(stream, cut, NULL, NULL) != FAKETLS_OK,
+                  "byte %zu = %02x: prefix %zu accepted", at, val, cut);
+
+    if (hdr_byte >= 0 && hdr_byte <= 2) {
+        faketls_reason want = hdr_byte == 0 ? FAKETLS_R_NOT_HANDSHAKE : FAKETLS_R_BAD_VERSION;
+        CHECK_MSG(res == FAKETLS_REJECT && r == want, "header byte %zu = %02x: %s, want %s",
+                  at, val, rn, faketls_reason_name(want));
+        return OUT_FRAMING;
+    }
+    if (hdr_byte > 2) {   /* a record length: the reassembly breaks */
+        CHECK_MSG(res != FAKETLS_OK && r != FAKETLS_R_BAD_DIGEST && r != FAKETLS_R_TIME_SKEW,
+                  "record length byte %zu = %02x: result %d (%s), want a framing reject",
+                  at, val, (int)res, rn);
+        return OUT_FRAMING;
+    }
+
+    faketls_reason want = wanted_reason(rec, rec_off, val, &structural);
+    if (structural) {
+        /* NEED_MORE is fair: a longer length waits for bytes never sent. */
+        CHECK_MSG(res != FAKETLS_OK && r != FAKETLS_R_BAD_DIGEST && r != FAKETLS_R_TIME_SKEW,
+                  "byte %zu (record offset %zu) = %02x: result %d (%s), want a reject "
+                  "before the digest", at, rec_off, val, (int)res, rn);
+        return OUT_STRUCTURAL;
+    }
+    if (want == FAKETLS_R_TIME_SKEW) {
+        /* random[28..31] XOR the MAC's last 4 bytes is the little-endian
+         * timestamp: the new byte moves it by a known amount. */
+        unsigned shift = (unsigned)(rec_off - hello_fields[field_at(rec_off)].from) * 8;
+        uint32_t ts = (uint32_t)NOW ^ ((uint32_t)(orig ^ val) << shift);
+        int64_t skew_ms = ((int64_t)ts - NOW) * 1000;
+        if (skew_ms >= -(int64_t)TOL && skew_ms <= (int64_t)TOL) {
+            CHECK_MSG(res == FAKETLS_OK && h.timestamp == ts && h.consumed == len,
+                      "timestamp byte %zu = %02x (skew %lld ms): %s, want OK", at, val,
+                      (long long)skew_ms, rn);
+            return OUT_TIME_ACCEPTED;
         }
     }
-    CHECK_EQ_INT(check(rec, len, NULL, NULL), FAKETLS_OK);
+    CHECK_MSG(res == FAKETLS_REJECT && r == want,
+              "byte %zu (record offset %zu) = %02x: %s, want %s", at, rec_off, val, rn,
+              faketls_reason_name(want));
+    return OUT_REJECT_AS_WANTED;
+}
+
+TEST(faketls_every_mutation_rejected_with_its_reason)
+{
+    /* Every byte of a valid three-record hello set to a few values. Each
+     * result is checked: the field's own reason (bad_digest for bytes only
+     * the HMAC covers), OK only for a timestamp still within TOL. Under
+     * ASan this also shows no mutation reads out of bounds. */
+    static const uint8_t vals[] = { 0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff };
+    uint8_t rec[4096], stream[4096], copy[4096];
+    int tally[OUT_COUNT] = { 0 };
+    hello_opts o = default_opts();
+    size_t rec_len = build_record(rec, &o);
+    size_t len = fragment(rec, rec_len, 3, stream);
+
+    /* The field table matches the builder's layout. */
+    CHECK_EQ_INT(rec_len, HELLO_FIELDS_END);
+    CHECK_EQ_INT(hello_fields[HELLO_FIELDS - 1].to, rec_len);
+    for (size_t f = 1; f < HELLO_FIELDS; f++)
+        CHECK_EQ_INT(hello_fields[f].from, hello_fields[f - 1].to);
+    CHECK_EQ_INT(rec[5], 1);
+    CHECK_EQ_INT(rec[43], 32);
+    CHECK_MEM(rec + 76, "\x00\x08\x5a\x5a\x13\x01\x13\x02\x13\x03\x01\x00", 12);
+    CHECK_MEM(rec + 90, "\x1a\x1a\x00\x00", 4);
+    CHECK_MEM(rec + 94, "\x00\x00\x00\x10\x00\x0e\x00\x00\x0b" "example.com", 20);
+    CHECK_MEM(rec + 114, "\x00\x10\x00\x05\x00\x03\x02h2\x00\x15\x00\x28", 13);
+    CHECK_EQ_INT(check(stream, len, NULL, NULL), FAKETLS_OK);
+
+    size_t pos = 0, msg_off = 0;   /* walk the three records */
+    while (pos + 5 <= len) {
+        size_t rlen = (size_t)(stream[pos + 3] << 8 | stream[pos + 4]);
+        for (size_t i = pos; i < pos + 5 + rlen && i < len; i++) {
+            int hdr_byte = i < pos + 5 ? (int)(i - pos) : -1;
+            size_t rec_off = hdr_byte < 0 ? 5 + msg_off + (i - pos - 5) : 0;
+            /* The fixed values, then flips of bit 0 and bit 2: in the
+             * timestamp's low byte those move it by 1 s (within TOL) and
+             * by 4 s (beyond). */
+            for (size_t k = 0; k < sizeof vals + 2; k++) {
+                uint8_t v = k < sizeof vals ? vals[k]
+                                            : (uint8_t)(stream[i] ^ (k == sizeof vals ? 1 : 4));
+                if (v == stream[i] || (k >= sizeof vals && memchr(vals, v, sizeof vals)))
+                    continue;
+                memcpy(copy, stream, len);
+                copy[i] = v;
+                tally[check_mutation(copy, len, i, hdr_byte, rec, rec_off, stream[i], v)]++;
+            }
+        }
+        msg_off += rlen;
+        pos += 5 + rlen;
+    }
+    CHECK_EQ_INT(pos, len);
+    CHECK_EQ_INT(msg_off, rec_len - 5);
+    /* Every kind of outcome happened, so no branch above is dead. */
+    for (int t = 0; t < OUT_COUNT; t++)
+        CHECK_MSG(tally[t] > 0, "no mutation had outcome %d", t);
+    CHECK_EQ_INT(check(stream, len, NULL, NULL), FAKETLS_OK);
 }
 
 TEST(faketls_random_garbage)
@@ -705,10 +875,10 @@ TEST(faketls_rx_every_split)
         memcpy(got, buf, n1);
         CHECK_EQ_INT(faketls_rx_unwrap(&st, buf + cut, len - cut, &n2, NULL), 0);
         memcpy(got + n1, buf + cut, n2);
-        if (n1 + n2 != want_len || memcmp(got, want, want_len) != 0) {
-            unit_fail(__FILE__, __LINE__, "rx split mismatch");
+        if (!CHECK_MSG(n1 + n2 == want_len, "split at %zu: %zu + %zu bytes, want %zu",
+                       cut, n1, n2, want_len) ||
+            !CHECK_MEM(got, want, want_len))
             break;
-        }
         CHECK_EQ_INT(st.hdr_have, 0);
     }
     /* One byte at a time. */

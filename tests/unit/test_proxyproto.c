@@ -65,11 +65,7 @@ static void check_build(const struct sockaddr_storage *s, const struct sockaddr_
     for (size_t i = 0; i < wn; i++) {
         size_t consumed = 99;
         proxyproto_result r = proxyproto_parse(want, i, &consumed, NULL, NULL, NULL);
-        if (r != PROXYPROTO_NEED_MORE) {
-            char m[64];
-            snprintf(m, sizeof m, "prefix %zu: %s", i, proxyproto_result_str(r));
-            unit_fail(__FILE__, __LINE__, m);
-        }
+        CHECK_MSG(r == PROXYPROTO_NEED_MORE, "prefix %zu: %s", i, proxyproto_result_str(r));
         CHECK_EQ_INT(consumed, 0);
     }
     memcpy(want + wn, "\x16\x03\x01", 3);    /* next-layer bytes follow */
@@ -154,11 +150,7 @@ static void check_v1_prefixes(const char *line)
     for (size_t i = 0; i < n; i++) {
         size_t c;
         proxyproto_result r = proxyproto_parse((const uint8_t *)line, i, &c, NULL, NULL, NULL);
-        if (r != PROXYPROTO_NEED_MORE) {
-            char m[64];
-            snprintf(m, sizeof m, "v1 prefix %zu: %s", i, proxyproto_result_str(r));
-            unit_fail(__FILE__, __LINE__, m);
-        }
+        CHECK_MSG(r == PROXYPROTO_NEED_MORE, "v1 prefix %zu: %s", i, proxyproto_result_str(r));
     }
 }
 
@@ -233,11 +225,9 @@ TEST(proxyproto_v1_invalid)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t c = 5;
-        if (parse_str(bad[i], &c, NULL, NULL) != PROXYPROTO_INVALID || c != 0) {
-            char m[96];
-            snprintf(m, sizeof m, "not INVALID: case %zu", i);
-            unit_fail(__FILE__, __LINE__, m);
-        }
+        proxyproto_result r = parse_str(bad[i], &c, NULL, NULL);
+        CHECK_MSG(r == PROXYPROTO_INVALID && c == 0, "case %zu: %s, consumed %zu", i,
+                  proxyproto_result_str(r), c);
     }
 
     /* no CRLF within 107 bytes: NEED_MORE up to 106, INVALID from 107 */
@@ -358,11 +348,9 @@ TEST(proxyproto_v2_invalid)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = 9;
-        if (parse_hex(bad[i], &c, NULL, NULL, &local) != PROXYPROTO_INVALID || c != 0) {
-            char m[64];
-            snprintf(m, sizeof m, "not INVALID: case %zu", i);
-            unit_fail(__FILE__, __LINE__, m);
-        }
+        proxyproto_result r = parse_hex(bad[i], &c, NULL, NULL, &local);
+        CHECK_MSG(r == PROXYPROTO_INVALID && c == 0, "case %zu (%s): %s, consumed %zu",
+                  i, bad[i], proxyproto_result_str(r), c);
     }
     /* a valid header still waiting for its body */
     CHECK_EQ_INT(parse_hex(SIG "21 11 000c 0102", &c, NULL, NULL, &local), PROXYPROTO_NEED_MORE);
