@@ -25,4 +25,16 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include "config.h"
 int cli_load_config(const char *path, tgf_config *cfg);
 
+/* What `run` and `simple-run` take besides the config. */
+typedef struct {
+    const char *user;   /* --user, or NULL */
+    int ready_fd;       /* --ready-fd: gets "\n" once listening, then closed; -1 = none */
+} cli_run_opts;
+
+/* simple-run's arguments (argv[0] is "simple-run") into cfg and opts: mtg's
+ * defaults for simple-run, then every flag through config_set, so flags and
+ * file keys share bounds. 0: ready to run; 1: --help printed; -1: a
+ * message was printed (exit 2). */
+int cli_simple_run_parse(int argc, char **argv, tgf_config *cfg, cli_run_opts *opts);
+
 #endif

@@ -1,7 +1,9 @@
 /* cli_run: `run CONFIG` and `simple-run BIND SECRET`, plus dropping root
- * after the listeners are open. */
+ * after the listeners are open and reporting readiness (--ready-fd). */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,39 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static int run_server(const tgf_config *cfg, const char *user)
+/* The listeners are open: tell the supervisor (s6's readiness protocol, a
+ * newline on a descriptor it passes, then close). A failure is logged and
+ * changes nothing else: the proxy works either way. */
+static void report_ready(int fd)
+{
+    if (fd < 0)
+        return;
+    ssize_t n;
+    do
+        n = write(fd, "\n", 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        log_warn("main", "--ready-fd %d: cannot report readiness: %s", fd,
+                 n < 0 ? strerror(errno) : "short write");
+    close(fd);
+}
+
+/* --ready-fd N: a descriptor this process inherited, not stdio. */
+static int parse_ready_fd(const char *cmd, const char *v, int *fd)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno != 0 || n < 3 || n > INT_MAX)
+        return cli_usage_error("%s: --ready-fd must be a descriptor number of 3 or more, got '%s'",
+                               cmd, v);
+    if (fcntl((int)n, F_GETFD) < 0)
+        return cli_usage_error("%s: --ready-fd %ld is not an open descriptor", cmd, n);
+    *fd = (int)n;
+    return 0;
+}
+
+static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
     static server s;   /* large; static keeps it off the stack */
@@ -66,10 +100,14 @@ static int run_server(const tgf_config *cfg, const char *user)
         server_destroy(&s);
         return CLI_EXIT_USAGE;
     }
-    if (user && drop_privileges(user) < 0) {
+    if (opts->user && drop_privileges(opts->user) < 0) {
         server_destroy(&s);
         return CLI_EXIT_USAGE;
     }
+    /* Ready once the listeners are open and root is dropped: a supervisor
+     * that starts dependents on readiness never sees a start that then
+     * fails. */
+    report_ready(opts->ready_fd);
     int rc = server_run(&s);
     server_destroy(&s);
     return rc;
@@ -77,21 +115,26 @@ static int run_server(const tgf_config *cfg, const char *user)
 
 int cli_run(int argc, char **argv)
 {
-    const char *path = NULL, *user = NULL;
+    const char *path = NULL;
+    cli_run_opts opts = { NULL, -1 };
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--user") || !strcmp(argv[i], "-u")) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--user") || !strcmp(a, "-u") || !strcmp(a, "--ready-fd")) {
             if (++i == argc)
-                return cli_usage_error("run: --user needs a value");
-            user = argv[i];
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            puts("Usage: tgfront run CONFIG [--user USER]");
+                return cli_usage_error("run: %s needs a value", a);
+            if (strcmp(a, "--ready-fd") != 0)
+                opts.user = argv[i];
+            else if (parse_ready_fd("run", argv[i], &opts.ready_fd) != 0)
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            puts("Usage: tgfront run CONFIG [--user USER] [--ready-fd N]");
             return CLI_EXIT_OK;
-        } else if (argv[i][0] == '-') {
-            return cli_usage_error("run: unknown flag '%s'", argv[i]);
+        } else if (a[0] == '-') {
+            return cli_usage_error("run: unknown flag '%s'", a);
         } else if (path) {
-            return cli_usage_error("run: one CONFIG path expected, got '%s' too", argv[i]);
+            return cli_usage_error("run: one CONFIG path expected, got '%s' too", a);
         } else {
-            path = argv[i];
+            path = a;
         }
     }
     if (!path)
@@ -99,105 +142,142 @@ int cli_run(int argc, char **argv)
     static tgf_config cfg;
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
-    return run_server(&cfg, user);
+    return run_server(&cfg, &opts);
 }
 
 static const char simple_usage[] =
     "Usage: tgfront simple-run BIND-TO SECRET [FLAGS]\n"
     "  -d, --debug                      debug logging\n"
-    "  -c, --concurrency N              connection limit (default 8192)\n"
+    "  -c, --concurrency N              connection limit, 1..65535 (default 8192)\n"
     "  -i, --prefer-ip MODE             prefer-ipv6 (default), prefer-ipv4, only-ipv6, only-ipv4\n"
     "  -p, --domain-fronting-port N     fronting port (default 443)\n"
     "      --domain-fronting-ip IP      fronting address (default: the secret's hostname)\n"
-    "  -t, --timeout DURATION           tcp and idle timeout (default 10s, as mtg)\n"
-    "  -a, --antireplay-cache-size SIZE anti-replay filter size (default 1MiB)\n"
-    "  -u, --user USER                  drop root after binding\n";
+    "  -t, --timeout DURATION           tcp and idle timeout, 1s..1h (default 10s, as mtg)\n"
+    "  -a, --antireplay-cache-size SIZE anti-replay filter size, 1kib..1gib (default 1mib)\n"
+    "  -u, --user USER                  drop root after binding\n"
+    "      --ready-fd N                 write a newline to descriptor N once listening\n";
+
+/* Each flag is the config key it stands for, set through config_set so its
+ * bounds and messages are the file's. */
+static const struct {
+    const char *s, *l;     /* short and long spelling (s may be NULL) */
+    const char *keys[2];   /* keys it sets, NULL-terminated */
+} simple_flags[] = {
+    { "-c", "--concurrency", { "concurrency", NULL } },
+    { "-i", "--prefer-ip", { "prefer-ip", NULL } },
+    { "-p", "--domain-fronting-port", { "domain-fronting.port", NULL } },
+    { NULL, "--domain-fronting-ip", { "domain-fronting.ip", NULL } },
+    /* mtg: --timeout is the dial and the relay idle timeout at once. */
+    { "-t", "--timeout", { "network.timeout.tcp", "network.timeout.idle" } },
+    { "-a", "--antireplay-cache-size", { "defense.anti-replay.max-size", NULL } },
+};
+
+static int set_key(tgf_config *cfg, const char *key, const char *text, const char *origin)
+{
+    char err[512];
+    if (config_set(cfg, key, text, origin, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "tgfront: simple-run: %s\n", err);
+    return -1;
+}
+
+/* simple-run's own defaults, as mtg's: 8192 connections, 10 s timeouts,
+ * anti-replay and the unknown-DC fallback on. */
+static int simple_defaults(tgf_config *cfg)
+{
+    config_defaults(cfg);
+    return set_key(cfg, "concurrency", "8192", "simple-run defaults") |
+           set_key(cfg, "network.timeout.tcp", "10s", "simple-run defaults") |
+           set_key(cfg, "network.timeout.idle", "10s", "simple-run defaults") |
+           set_key(cfg, "defense.anti-replay.enabled", "true", "simple-run defaults") |
+           set_key(cfg, "allow-fallback-on-unknown-dc", "true", "simple-run defaults");
+}
+
+/* One flag with a value at argv[*i]; *i moves past the value. 0, or -1
+ * with the message printed. 1: not a table flag. */
+static int simple_table_flag(tgf_config *cfg, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    for (size_t f = 0; f < sizeof simple_flags / sizeof simple_flags[0]; f++) {
+        if (strcmp(a, simple_flags[f].l) != 0 &&
+            (simple_flags[f].s == NULL || strcmp(a, simple_flags[f].s) != 0))
+            continue;
+        if (*i + 1 >= argc) {
+            cli_usage_error("simple-run: %s needs a value", a);
+            return -1;
+        }
+        const char *v = argv[++*i];
+        for (size_t k = 0; k < 2 && simple_flags[f].keys[k] != NULL; k++)
+            if (set_key(cfg, simple_flags[f].keys[k], v, simple_flags[f].l) < 0)
+                return -1;
+        return 0;
+    }
+    return 1;
+}
+
+int cli_simple_run_parse(int argc, char **argv, tgf_config *cfg, cli_run_opts *opts)
+{
+    const char *pos[2] = { NULL, NULL };
+    int npos = 0;
+    opts->user = NULL;
+    opts->ready_fd = -1;
+    if (simple_defaults(cfg) != 0)
+        return -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = simple_table_flag(cfg, argc, argv, &i);
+        if (rc <= 0) {
+            if (rc < 0)
+                return -1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(simple_usage, stdout);
+            return 1;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
+            if (set_key(cfg, "debug", "true", a) < 0)
+                return -1;
+        } else if (a[0] == '-' && !v) {
+            cli_usage_error("simple-run: %s needs a value", a);
+            return -1;
+        } else if (!strcmp(a, "-u") || !strcmp(a, "--user")) {
+            opts->user = argv[++i];
+        } else if (!strcmp(a, "--ready-fd")) {
+            if (parse_ready_fd("simple-run", argv[++i], &opts->ready_fd) != 0)
+                return -1;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--socks5-proxy")) {
+            cli_usage_error("simple-run: SOCKS5 upstreams are not implemented yet by tgfront");
+            return -1;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--doh-ip") || !strcmp(a, "-b") ||
+                   !strcmp(a, "--tcp-buffer")) {
+            fprintf(stderr, "tgfront: simple-run: %s is accepted for mtg compatibility and ignored\n", a);
+            i++;
+        } else if (a[0] == '-') {
+            cli_usage_error("simple-run: unknown flag '%s'", a);
+            return -1;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            cli_usage_error("simple-run: unexpected argument '%s'", a);
+            return -1;
+        }
+    }
+    if (npos < 2) {
+        cli_usage_error("simple-run: expected BIND-TO and SECRET");
+        return -1;
+    }
+    if (set_key(cfg, "bind-to", pos[0], "BIND-TO") < 0 || set_key(cfg, "secret", pos[1], "SECRET") < 0)
+        return -1;
+    return 0;
+}
 
 int cli_simple_run(int argc, char **argv)
 {
     static tgf_config cfg;
-    config_defaults(&cfg);
-    /* simple-run's own defaults, as mtg's. */
-    cfg.concurrency = 8192;
-    cfg.antireplay_enabled = 1;
-    cfg.dcs.allow_fallback = 1;
-    cfg.timeout_tcp_ms = cfg.timeout_idle_ms = 10000;
-    const char *pos[2] = { NULL, NULL };
-    int npos = 0;
-    const char *user = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define FLAG(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (FLAG("-h", "--help")) {
-            fputs(simple_usage, stdout);
-            return CLI_EXIT_OK;
-        } else if (FLAG("-d", "--debug")) {
-            cfg.debug = 1;
-        } else if (a[0] == '-' && !v) {
-            return cli_usage_error("simple-run: %s needs a value", a);
-        } else if (FLAG("-c", "--concurrency")) {
-            char *end;
-            unsigned long n = strtoul(v, &end, 10);
-            if (*end || n == 0 || n > 65535)
-                return cli_usage_error("simple-run: --concurrency must be 1..65535, got '%s'", v);
-            cfg.concurrency = (unsigned)n;
-            i++;
-        } else if (FLAG("-i", "--prefer-ip")) {
-            if (dc_prefer_parse(v, &cfg.dcs.prefer) < 0)
-                return cli_usage_error("simple-run: bad --prefer-ip '%s'", v);
-            i++;
-        } else if (FLAG("-p", "--domain-fronting-port")) {
-            char *end;
-            unsigned long n = strtoul(v, &end, 10);
-            if (*end || n == 0 || n > 65535)
-                return cli_usage_error("simple-run: --domain-fronting-port must be 1..65535");
-            cfg.fronting_port = (uint16_t)n;
-            i++;
-        } else if (!strcmp(a, "--domain-fronting-ip")) {
-            dc_addr tmp;
-            char hp[300];
-            snprintf(hp, sizeof hp, strchr(v, ':') ? "[%s]:1" : "%s:1", v);
-            if (dc_parse_hostport(hp, &tmp) < 0 || strlen(v) >= sizeof cfg.fronting_host)
-                return cli_usage_error("simple-run: --domain-fronting-ip must be an IP, got '%s'", v);
-            snprintf(cfg.fronting_host, sizeof cfg.fronting_host, "%s", v);
-            i++;
-        } else if (FLAG("-t", "--timeout")) {
-            uint64_t ms;
-            if (config_parse_duration(v, &ms) < 0 || ms > 86400000u)
-                return cli_usage_error("simple-run: bad --timeout '%s'", v);
-            cfg.timeout_tcp_ms = cfg.timeout_idle_ms = (uint32_t)ms;
-            i++;
-        } else if (FLAG("-a", "--antireplay-cache-size")) {
-            if (config_parse_bytes(v, &cfg.antireplay_max_size) < 0)
-                return cli_usage_error("simple-run: bad --antireplay-cache-size '%s'", v);
-            i++;
-        } else if (FLAG("-u", "--user")) {
-            user = v;
-            i++;
-        } else if (FLAG("-s", "--socks5-proxy")) {
-            return cli_usage_error("simple-run: SOCKS5 upstreams are not implemented yet by tgfront");
-        } else if (FLAG("-n", "--doh-ip") || FLAG("-b", "--tcp-buffer")) {
-            fprintf(stderr, "tgfront: simple-run: %s is accepted for mtg compatibility and ignored\n", a);
-            i++;
-        } else if (a[0] == '-') {
-            return cli_usage_error("simple-run: unknown flag '%s'", a);
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            return cli_usage_error("simple-run: unexpected argument '%s'", a);
-        }
-#undef FLAG
+    cli_run_opts opts;
+    int rc = cli_simple_run_parse(argc, argv, &cfg, &opts);
+    if (rc != 0) {
+        secret_wipe(&cfg.secret);
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
-    if (npos < 2)
-        return cli_usage_error("simple-run: expected BIND-TO and SECRET");
-    dc_addr bind;
-    if (dc_parse_hostport(pos[0], &bind) < 0)
-        return cli_usage_error("simple-run: BIND-TO must be IP:PORT (or [IPv6]:PORT), got '%s'", pos[0]);
-    cfg.bind_addr = bind.addr;
-    cfg.bind_len = bind.len;
-    secret_status st = secret_parse(pos[1], strlen(pos[1]), &cfg.secret);
-    if (st != SECRET_OK)
-        return cli_usage_error("simple-run: bad SECRET: %s", secret_status_str(st));
-    return run_server(&cfg, user);
+    return run_server(&cfg, &opts);
 }

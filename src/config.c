@@ -37,12 +37,34 @@
 typedef enum {
     K_BOOL,
     K_INT,        /* min..max */
-    K_FLOAT,      /* an integer is accepted too; bounds checked by handler */
+    K_FLOAT,      /* an integer is accepted too; bounds checked by a handler */
     K_STRING,
-    K_DURATION,   /* string -> ms, 0..max */
+    K_DURATION,   /* string -> ms; a non-zero value must be within min..max */
     K_BYTES,      /* string -> bytes, min..max */
     K_STRLIST     /* array of strings */
 } key_kind;
+
+/* How a checked value reaches its field. Each store writes exactly one C
+ * type, and the AT_* entry macros below do not compile when the field has
+ * another, so a table line cannot write a uint16_t through a uint32_t. */
+typedef enum {
+    S_NONE,       /* the key's handler does all the work */
+    S_BOOL,       /* int, 0 or 1, from K_BOOL */
+    S_U16,        /* uint16_t from K_INT */
+    S_U32,        /* uint32_t from K_INT */
+    S_MS,         /* uint32_t milliseconds from K_DURATION */
+    S_SECS,       /* uint32_t whole seconds from K_DURATION, rounded up as Go
+                   * does (TCP keep-alive options take seconds) */
+    S_U64,        /* uint64_t from K_BYTES */
+    S_DOUBLE      /* double from K_FLOAT */
+} key_store;
+
+/* What happens when a file uses both a key's name and its deprecated
+ * spelling (mtg's rules for its three domain-fronting-* keys). */
+typedef enum {
+    MERGE_NAME_WINS,   /* the current name wins, in either order */
+    MERGE_OR           /* a boolean is true when either spelling says so */
+} key_merge;
 
 typedef struct {
     int b;
@@ -55,36 +77,39 @@ typedef struct {
 
 typedef struct load_ctx load_ctx;
 typedef struct key_def key_def;
+/* Validates a converted value (and stores what no S_* store can); line is
+ * 0 while defaults are applied. 0 or -1 after cfail. */
 typedef int (*key_handler)(load_ctx *c, const key_def *k, const key_val *v, int line);
 
 struct key_def {
     const char *table;   /* "" = top level */
     const char *name;    /* "*" = any key of the table */
     key_kind kind;
-    int64_t min, max;
-    const char *def;     /* default, as TOML-ish text; NULL = zero/unset */
-    key_handler set;
-    size_t off;          /* field for the generic handlers */
+    key_store store;
+    int has_field;       /* off names the field this key writes, through its */
+    size_t off;          /* store or its handler (keys sharing one conflict) */
+    int64_t min, max;    /* K_INT, K_DURATION (ms), K_BYTES */
+    int has_def;
+    key_val def;         /* typed default, applied like a value from a file */
+    key_handler check;   /* optional, runs before the store */
+    const char *alias;   /* deprecated spelling: "name" (top level) or "table.name" */
+    key_merge merge;
 };
+
+#define CONFIG_MAX_KEYS 80
 
 struct load_ctx {
     tgf_config *cfg;
     int loading;              /* 0 while applying defaults: no warnings */
-    const char *name;         /* file name for messages */
+    int no_lines;             /* command-line flags: "name: message" */
+    const char *name;         /* file name (or flag) for messages */
     char *err;
     size_t err_cap;
     const char *cur_key;      /* display name of the key being applied */
-
-    int secret_line, bind_line;
-    /* [domain-fronting] and its deprecated top-level spellings; merged in
-     * finish() because either may come first in the file. */
-    char front_host[CONFIG_HOST_MAX + 1];
-    char front_ip[INET6_ADDRSTRLEN];
-    char legacy_ip[INET6_ADDRSTRLEN];
-    int front_host_line, front_ip_line, front_port_line;
-    uint16_t legacy_port;
-    int legacy_pp;
-    int prom_enabled_line, prom_bind_line;
+    /* Where each keys[] entry was set under its name and under its alias
+     * (0 = not set): required keys, spelling merges, messages. */
+    int line[CONFIG_MAX_KEYS];
+    int alias_line[CONFIG_MAX_KEYS];
 };
 
 /* ---- messages -------------------------------------------------------- */
@@ -97,7 +122,11 @@ static int cfail(load_ctx *c, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->err != NULL && c->err_cap > 0)
+    if (c->err == NULL || c->err_cap == 0)
+        return -1;
+    if (c->no_lines)
+        snprintf(c->err, c->err_cap, "%s: %s", c->name, msg);
+    else
         snprintf(c->err, c->err_cap, "%s:%d: %s", c->name, line, msg);
     return -1;
 }
@@ -155,8 +184,10 @@ static int normalise(const char *text, char *out, size_t cap)
     return n ? 0 : -1;
 }
 
-/* Reads "123" or "1.5" at *s: whole part and fraction scaled by `scale`
- * (the unit), rounding the fraction down. */
+/* Reads "123" or "1.5" and its unit at *s (unit_of matches the unit and
+ * gives its multiplier): number times multiplier, the fraction's share
+ * rounded down. Advances *s past the unit. 0, or -1 on no digits, an
+ * unknown unit or overflow. */
 static int number_times_unit(const char **s, const char *(*unit_of)(const char *, uint64_t *),
                              uint64_t *out)
 {
@@ -189,8 +220,10 @@ static int number_times_unit(const char **s, const char *(*unit_of)(const char *
     if (whole != 0 && unit > UINT64_MAX / whole)
         return -1;
     uint64_t v = whole * unit;
-    /* frac/frac_div * unit without overflow: units are at most 2^60 and
-     * frac_div at most 10^18, so split the multiplication. */
+    /* The fraction's share, frac / frac_div * unit, in long double: frac
+     * times unit can overflow 64 bits (units reach 2^60 and frac 10^18),
+     * and the 64-bit mantissa keeps every result the config allows exact
+     * enough for a value rounded down anyway. */
     long double part = (long double)frac / (long double)frac_div * (long double)unit;
     if ((long double)(UINT64_MAX - v) < part)
         return -1;
@@ -331,59 +364,23 @@ static int is_hostname(const char *s)
     return alpha;
 }
 
-/* ---- generic handlers ------------------------------------------------ */
+/* ---- the generic store ------------------------------------------------ */
 
-#define FIELD(c, k, type) ((type *)((char *)(c)->cfg + (k)->off))
-
-static int set_bool(load_ctx *c, const key_def *k, const key_val *v, int line)
+/* Writes a checked value through the key's store: the one place a field is
+ * written without a handler. The AT_* macros checked the field's type. */
+static void store_value(load_ctx *c, const key_def *k, const key_val *v)
 {
-    (void)line;
-    *FIELD(c, k, int) = v->b;
-    return 0;
-}
-
-static int set_unsigned(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)line;
-    *FIELD(c, k, unsigned) = (unsigned)v->i;
-    return 0;
-}
-
-static int set_u32(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)line;
-    *FIELD(c, k, uint32_t) = (uint32_t)v->i;
-    return 0;
-}
-
-static int set_u64(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)line;
-    *FIELD(c, k, uint64_t) = v->u;
-    return 0;
-}
-
-/* Durations stored in ms. As in mtg, an explicit zero means "unset", so
- * the default applies. */
-static int set_ms(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)line;
-    uint64_t ms = v->u;
-    if (ms == 0 && k->def != NULL && config_parse_duration(k->def, &ms) < 0)
-        return -1;
-    *FIELD(c, k, uint32_t) = (uint32_t)ms;
-    return 0;
-}
-
-/* TCP keep-alive takes whole seconds; round up like Go does. */
-static int set_secs(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)line;
-    uint64_t ms = v->u;
-    if (ms == 0 && k->def != NULL && config_parse_duration(k->def, &ms) < 0)
-        return -1;
-    *FIELD(c, k, uint32_t) = (uint32_t)((ms + SEC - 1) / SEC);
-    return 0;
+    void *f = (char *)c->cfg + k->off;
+    switch (k->store) {
+    case S_NONE: return;
+    case S_BOOL: *(int *)f = v->b != 0; return;
+    case S_U16: *(uint16_t *)f = (uint16_t)v->i; return;
+    case S_U32: *(uint32_t *)f = (uint32_t)v->i; return;
+    case S_MS: *(uint32_t *)f = (uint32_t)v->u; return;
+    case S_SECS: *(uint32_t *)f = (uint32_t)((v->u + SEC - 1) / SEC); return;
+    case S_U64: *(uint64_t *)f = v->u; return;
+    case S_DOUBLE: *(double *)f = v->f; return;
+    }
 }
 
 /* ---- top level ------------------------------------------------------- */
@@ -395,7 +392,6 @@ static int set_secret(load_ctx *c, const key_def *k, const key_val *v, int line)
     if (st != SECRET_OK)
         return cfail(c, line, "key 'secret' is invalid: %s (generate one with "
                      "'tgfront generate-secret HOSTNAME')", secret_status_str(st));
-    c->secret_line = line;
     return 0;
 }
 
@@ -408,7 +404,6 @@ static int set_bind(load_ctx *c, const key_def *k, const key_val *v, int line)
                      "\"0.0.0.0:443\" or \"[::]:443\" (got '%s')", v->s);
     c->cfg->bind_addr = a.addr;
     c->cfg->bind_len = a.len;
-    c->bind_line = line;
     return 0;
 }
 
@@ -441,43 +436,18 @@ static int set_auto_update(load_ctx *c, const key_def *k, const key_val *v, int 
     return 0;
 }
 
-static int set_legacy_port(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    cwarn(c, line, "'domain-fronting-port' is deprecated; use port in [domain-fronting]");
-    c->legacy_port = (uint16_t)v->i;
-    return 0;
-}
-
-static int set_legacy_ip(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    cwarn(c, line, "'domain-fronting-ip' is deprecated; use host (or ip) in [domain-fronting]");
-    if (!is_ip_literal(v->s))
-        return cfail(c, line, "key 'domain-fronting-ip' must be an IP address (got '%s')", v->s);
-    snprintf(c->legacy_ip, sizeof c->legacy_ip, "%s", v->s);
-    return 0;
-}
-
-static int set_legacy_pp(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    cwarn(c, line, "'domain-fronting-proxy-protocol' is deprecated; use proxy-protocol "
-          "in [domain-fronting]");
-    c->legacy_pp = v->b;
-    return 0;
-}
-
 /* ---- [domain-fronting] ----------------------------------------------- */
 
+/* host and ip write the same field, so setting both is refused when the
+ * second arrives (merge_spellings); the deprecated top-level
+ * domain-fronting-ip is ip's alias and loses to either. */
 static int set_front_host(load_ctx *c, const key_def *k, const key_val *v, int line)
 {
     (void)k;
     if (!is_ip_literal(v->s) && !is_hostname(v->s))
-        return cfail(c, line, "key 'domain-fronting.host' must be a hostname or an IP address "
-                     "without brackets or port (got '%s')", v->s);
-    snprintf(c->front_host, sizeof c->front_host, "%s", v->s);
-    c->front_host_line = line;
+        return cfail(c, line, "key '%s' must be a hostname or an IP address without "
+                     "brackets or port (got '%s')", c->cur_key, v->s);
+    snprintf(c->cfg->fronting_host, sizeof c->cfg->fronting_host, "%s", v->s);
     return 0;
 }
 
@@ -485,18 +455,9 @@ static int set_front_ip(load_ctx *c, const key_def *k, const key_val *v, int lin
 {
     (void)k;
     if (!is_ip_literal(v->s))
-        return cfail(c, line, "key 'domain-fronting.ip' must be an IP address "
-                     "(use host for a hostname) (got '%s')", v->s);
-    snprintf(c->front_ip, sizeof c->front_ip, "%s", v->s);
-    c->front_ip_line = line;
-    return 0;
-}
-
-static int set_front_port(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    c->cfg->fronting_port = (uint16_t)v->i;
-    c->front_port_line = line;
+        return cfail(c, line, "key '%s' must be an IP address (use host for a hostname) "
+                     "(got '%s')", c->cur_key, v->s);
+    snprintf(c->cfg->fronting_host, sizeof c->cfg->fronting_host, "%s", v->s);
     return 0;
 }
 
@@ -504,9 +465,9 @@ static int set_front_port(load_ctx *c, const key_def *k, const key_val *v, int l
 
 static int set_resolver(load_ctx *c, const key_def *k, const key_val *v, int line)
 {
+    (void)k;
     (void)v;
-    cwarn(c, line, "'network.%s' has no effect: tgfront uses the system resolver%s", k->name,
-          strcmp(k->name, "doh-ip") == 0 ? " (and doh-ip is deprecated in mtg)" : "");
+    cwarn(c, line, "'%s' has no effect: tgfront uses the system resolver", c->cur_key);
     return 0;
 }
 
@@ -580,19 +541,10 @@ static int set_error_rate(load_ctx *c, const key_def *k, const key_val *v, int l
     if (!(v->f > 0.0 && v->f < 1.0))
         return cfail(c, line, "key 'defense.anti-replay.error-rate' must be a probability "
                      "between 0 and 1, exclusive, like 0.001 (got %g)", v->f);
-    c->cfg->antireplay_error_rate = v->f;
     return 0;
 }
 
 /* ---- [stats.prometheus] ---------------------------------------------- */
-
-static int set_prom_enabled(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    c->cfg->prometheus_enabled = v->b;
-    c->prom_enabled_line = line;
-    return 0;
-}
 
 static int set_prom_bind(load_ctx *c, const key_def *k, const key_val *v, int line)
 {
@@ -603,7 +555,6 @@ static int set_prom_bind(load_ctx *c, const key_def *k, const key_val *v, int li
                      "IP, like \"127.0.0.1:3129\" (got '%s')", v->s);
     c->cfg->prometheus_bind = a.addr;
     c->cfg->prometheus_bind_len = a.len;
-    c->prom_bind_line = line;
     return 0;
 }
 
@@ -680,96 +631,180 @@ static int set_datacenter(load_ctx *c, const key_def *k, const key_val *v, int l
 
 /* ---- the key table --------------------------------------------------- */
 
-#define OFF(field) offsetof(tgf_config, field)
-#define PORT 1, 65535
-#define U16 1, 65535
-#define NOB 0, 0
-#define DUR(max) 0, (int64_t)(max)
-#define ANYDUR DUR(UINT32_MAX)
+/* A compile-time check usable inside an initializer (it adds 0). */
+#define CHECKED(cond, msg) (0 * sizeof(struct { _Static_assert(cond, msg); int unused_; }))
+/* The field's offset, only when the field has exactly this type. */
+#define FIELD(type, fld) \
+    .has_field = 1, .off = _Generic(((tgf_config *)0)->fld, type: offsetof(tgf_config, fld))
+#define FITS(d, lo, hi, top) \
+    CHECKED((lo) <= (hi) && (hi) <= (top) && (d) >= (lo) && (d) <= (hi), "bounds or default")
+/* Durations: 0 is "unset" (the default applies), so a default may be 0. */
+#define FITS_DUR(d, lo, hi) \
+    CHECKED((lo) <= (hi) && (hi) <= UINT32_MAX && ((d) == 0 || ((d) >= (lo) && (d) <= (hi))), \
+            "bounds or default")
+
+#define KEY(t, n) .table = (t), .name = (n)
+/* Keys stored by the generic store, with a typed default. */
+#define AT_BOOL(fld, d) .kind = K_BOOL, .store = S_BOOL, FIELD(int, fld), .has_def = 1, .def.b = (d)
+#define AT_U16(fld, lo, hi, d) .kind = K_INT, .store = S_U16, FIELD(uint16_t, fld), .min = (lo), \
+    .max = (hi) + (int64_t)FITS(d, lo, hi, UINT16_MAX), .has_def = 1, .def.i = (d)
+#define AT_U32(fld, lo, hi, d) .kind = K_INT, .store = S_U32, FIELD(uint32_t, fld), .min = (lo), \
+    .max = (hi) + (int64_t)FITS(d, lo, hi, UINT32_MAX), .has_def = 1, .def.i = (d)
+#define AT_MS(fld, lo, hi, d) .kind = K_DURATION, .store = S_MS, FIELD(uint32_t, fld), \
+    .min = (int64_t)(lo), .max = (int64_t)(hi) + (int64_t)FITS_DUR(d, lo, hi), .has_def = 1, \
+    .def.u = (d)
+#define AT_SECS(fld, lo, hi, d) .kind = K_DURATION, .store = S_SECS, FIELD(uint32_t, fld), \
+    .min = (int64_t)(lo), .max = (int64_t)(hi) + (int64_t)FITS_DUR(d, lo, hi), .has_def = 1, \
+    .def.u = (d)
+#define AT_BYTES(fld, lo, hi, d) .kind = K_BYTES, .store = S_U64, FIELD(uint64_t, fld), \
+    .min = (int64_t)(lo), .max = (int64_t)(hi) + (int64_t)FITS(d, lo, hi, UINT64_MAX), \
+    .has_def = 1, .def.u = (d)
+#define AT_DOUBLE(fld, d) .kind = K_FLOAT, .store = S_DOUBLE, FIELD(double, fld), .has_def = 1, \
+    .def.f = (d)
+/* Keys whose handler does the work; WRITES names the field it writes. */
+#define BY(kind_, fn) .kind = (kind_), .check = (fn)
+#define WRITES(type, fld) FIELD(type, fld)
+#define DEFAULT_TEXT(text) .has_def = 1, .def.s = (text)
+#define BOUNDS(lo, hi) .min = (int64_t)(lo), .max = (int64_t)(hi)
+/* A deprecated spelling: accepted with a warning, merged as m says. */
+#define ALIAS(spelling, m) .alias = (spelling), .merge = (m)
+
+/* Linux caps TCP_KEEPIDLE/TCP_KEEPINTVL at 32767 s and TCP_KEEPCNT at 127;
+ * larger values would fail every setsockopt, so they are refused here. */
+#define KEEPALIVE_S_MAX (32767 * SEC)
+
+/* [network.client-keep-alive]: Telegram clients after a proven hello.
+ * Telegram's own clients keep the connection alive themselves: tdlib
+ * (SessionConnection.h) pings at least every 60 s (30 s when it may) while
+ * in the background and far more often in the foreground, and asks the
+ * server to drop the connection after 135 s without a ping
+ * (ping_delay_disconnect). A live client is therefore never silent for 5
+ * minutes, so an idle of 5 minutes sends no probe to a client that is
+ * there (mtg's hard-coded 30 s wakes a phone's radio between its own
+ * pings; users complain), and still frees the sockets of a client that
+ * vanished without FIN or RST: 5 min + 4 x 30 s. */
+#define CLIENT_KEEPALIVE_IDLE (5 * MIN)
+#define CLIENT_KEEPALIVE_INTERVAL (30 * SEC)
+#define CLIENT_KEEPALIVE_COUNT 4
 
 static const key_def keys[] = {
-    /* table, name, kind, min, max, default, handler, field */
-    { "", "debug", K_BOOL, NOB, "false", set_bool, OFF(debug) },
-    { "", "secret", K_STRING, NOB, NULL, set_secret, 0 },
-    { "", "bind-to", K_STRING, NOB, NULL, set_bind, 0 },
-    { "", "proxy-protocol-listener", K_BOOL, NOB, "false", set_bool, OFF(proxy_protocol_listener) },
-    { "", "concurrency", K_INT, U16, "4096", set_unsigned, OFF(concurrency) },
-    { "", "prefer-ip", K_STRING, NOB, "prefer-ipv6", set_prefer, 0 },
-    { "", "public-ipv4", K_STRING, NOB, NULL, set_public_ip, 0 },
-    { "", "public-ipv6", K_STRING, NOB, NULL, set_public_ip, 0 },
-    { "", "auto-update", K_BOOL, NOB, NULL, set_auto_update, 0 },
-    { "", "domain-fronting-port", K_INT, PORT, NULL, set_legacy_port, 0 },
-    { "", "domain-fronting-ip", K_STRING, NOB, NULL, set_legacy_ip, 0 },
-    { "", "domain-fronting-proxy-protocol", K_BOOL, NOB, NULL, set_legacy_pp, 0 },
-    { "", "tolerate-time-skewness", K_DURATION, DUR(24 * HOUR), "3s", set_ms, OFF(tolerate_skew_ms) },
-    { "", "allow-fallback-on-unknown-dc", K_BOOL, NOB, "false", set_bool, OFF(dcs.allow_fallback) },
+    { KEY("", "debug"), AT_BOOL(debug, 0) },
+    { KEY("", "secret"), BY(K_STRING, set_secret) },
+    { KEY("", "bind-to"), BY(K_STRING, set_bind) },
+    { KEY("", "proxy-protocol-listener"), AT_BOOL(proxy_protocol_listener, 0) },
+    { KEY("", "concurrency"), AT_U32(concurrency, 1, 65535, 4096) },
+    { KEY("", "prefer-ip"), BY(K_STRING, set_prefer), DEFAULT_TEXT("prefer-ipv6") },
+    { KEY("", "public-ipv4"), BY(K_STRING, set_public_ip) },
+    { KEY("", "public-ipv6"), BY(K_STRING, set_public_ip) },
+    { KEY("", "auto-update"), BY(K_BOOL, set_auto_update) },
+    /* Below 1 s an honest client with an ordinary clock drifts out. */
+    { KEY("", "tolerate-time-skewness"), AT_MS(tolerate_skew_ms, SEC, 24 * HOUR, 3 * SEC) },
+    { KEY("", "allow-fallback-on-unknown-dc"), AT_BOOL(dcs.allow_fallback, 0) },
 
-    { "domain-fronting", "host", K_STRING, NOB, NULL, set_front_host, 0 },
-    { "domain-fronting", "ip", K_STRING, NOB, NULL, set_front_ip, 0 },
-    { "domain-fronting", "port", K_INT, PORT, "443", set_front_port, 0 },
-    { "domain-fronting", "proxy-protocol", K_BOOL, NOB, "false", set_bool, OFF(fronting_proxy_protocol) },
+    { KEY("domain-fronting", "host"), BY(K_STRING, set_front_host), WRITES(char *, fronting_host) },
+    { KEY("domain-fronting", "ip"), BY(K_STRING, set_front_ip), WRITES(char *, fronting_host),
+      ALIAS("domain-fronting-ip", MERGE_NAME_WINS) },
+    { KEY("domain-fronting", "port"), AT_U16(fronting_port, 1, 65535, 443),
+      ALIAS("domain-fronting-port", MERGE_NAME_WINS) },
+    { KEY("domain-fronting", "proxy-protocol"), AT_BOOL(fronting_proxy_protocol, 0),
+      ALIAS("domain-fronting-proxy-protocol", MERGE_OR) },
 
-    { "network", "dns", K_STRING, NOB, NULL, set_resolver, 0 },
-    { "network", "doh-ip", K_STRING, NOB, NULL, set_resolver, 0 },
-    { "network", "proxies", K_STRLIST, NOB, NULL, set_proxies, 0 },
+    { KEY("network", "dns"), BY(K_STRING, set_resolver), ALIAS("network.doh-ip", MERGE_NAME_WINS) },
+    { KEY("network", "proxies"), BY(K_STRLIST, set_proxies) },
 
-    { "network.timeout", "tcp", K_DURATION, DUR(HOUR), "0s", set_ms, OFF(timeout_tcp_ms) },
-    { "network.timeout", "http", K_DURATION, ANYDUR, NULL, warn_http, 0 },
-    { "network.timeout", "idle", K_DURATION, DUR(24 * HOUR), "5m", set_ms, OFF(timeout_idle_ms) },
-    { "network.timeout", "handshake", K_DURATION, DUR(HOUR), "10s", set_ms, OFF(timeout_handshake_ms) },
+    /* Lower bounds: a dial needs round trips to the other side of the
+     * world (tcp), a handshake at least one client round trip, and the
+     * idle timeout is checked with a granularity of about a second. */
+    { KEY("network.timeout", "tcp"), AT_MS(timeout_tcp_ms, SEC, HOUR, 0) },
+    { KEY("network.timeout", "http"), BY(K_DURATION, warn_http), BOUNDS(0, UINT32_MAX) },
+    { KEY("network.timeout", "idle"), AT_MS(timeout_idle_ms, SEC, 24 * HOUR, 5 * MIN) },
+    { KEY("network.timeout", "handshake"), AT_MS(timeout_handshake_ms, 100, HOUR, 10 * SEC) },
 
-    /* Linux caps TCP_KEEPIDLE/TCP_KEEPINTVL at 32767 s and TCP_KEEPCNT at
-     * 127; larger values would fail every dial, so they are refused here. */
-    { "network.keep-alive", "disabled", K_BOOL, NOB, "false", set_bool, OFF(keepalive_disabled) },
-    { "network.keep-alive", "idle", K_DURATION, DUR(32767 * SEC), "15s", set_secs, OFF(keepalive_idle_s) },
-    { "network.keep-alive", "interval", K_DURATION, DUR(32767 * SEC), "15s", set_secs, OFF(keepalive_interval_s) },
-    { "network.keep-alive", "count", K_INT, 1, 127, "9", set_u32, OFF(keepalive_count) },
+    { KEY("network.keep-alive", "disabled"), AT_BOOL(keepalive_disabled, 0) },
+    { KEY("network.keep-alive", "idle"), AT_SECS(keepalive_idle_s, SEC, KEEPALIVE_S_MAX, 15 * SEC) },
+    { KEY("network.keep-alive", "interval"),
+      AT_SECS(keepalive_interval_s, SEC, KEEPALIVE_S_MAX, 15 * SEC) },
+    { KEY("network.keep-alive", "count"), AT_U32(keepalive_count, 1, 127, 9) },
+
+    { KEY("network.client-keep-alive", "disabled"), AT_BOOL(client_keepalive_disabled, 0) },
+    { KEY("network.client-keep-alive", "idle"),
+      AT_SECS(client_keepalive_idle_s, SEC, KEEPALIVE_S_MAX, CLIENT_KEEPALIVE_IDLE) },
+    { KEY("network.client-keep-alive", "interval"),
+      AT_SECS(client_keepalive_interval_s, SEC, KEEPALIVE_S_MAX, CLIENT_KEEPALIVE_INTERVAL) },
+    { KEY("network.client-keep-alive", "count"),
+      AT_U32(client_keepalive_count, 1, 127, CLIENT_KEEPALIVE_COUNT) },
 
     /* Anti-replay is on unless disabled: safer than mtg's omitted = false. */
-    { "defense.anti-replay", "enabled", K_BOOL, NOB, "true", set_bool, OFF(antireplay_enabled) },
-    { "defense.anti-replay", "max-size", K_BYTES, (int64_t)KIB, (int64_t)GIB, "1mib", set_u64, OFF(antireplay_max_size) },
-    { "defense.anti-replay", "error-rate", K_FLOAT, NOB, "0.001", set_error_rate, 0 },
+    { KEY("defense.anti-replay", "enabled"), AT_BOOL(antireplay_enabled, 1) },
+    { KEY("defense.anti-replay", "max-size"), AT_BYTES(antireplay_max_size, KIB, GIB, KIB * KIB) },
+    { KEY("defense.anti-replay", "error-rate"), AT_DOUBLE(antireplay_error_rate, 0.001),
+      .check = set_error_rate },
 
-    { "defense.blocklist", "enabled", K_BOOL, NOB, NULL, set_list_enabled, 0 },
-    { "defense.blocklist", "download-concurrency", K_INT, U16, NULL, warn_list, 0 },
-    { "defense.blocklist", "urls", K_STRLIST, NOB, NULL, warn_list, 0 },
-    { "defense.blocklist", "update-each", K_DURATION, ANYDUR, NULL, warn_list, 0 },
-    { "defense.allowlist", "enabled", K_BOOL, NOB, NULL, set_list_enabled, 0 },
-    { "defense.allowlist", "download-concurrency", K_INT, U16, NULL, warn_list, 0 },
-    { "defense.allowlist", "urls", K_STRLIST, NOB, NULL, warn_list, 0 },
-    { "defense.allowlist", "update-each", K_DURATION, ANYDUR, NULL, warn_list, 0 },
+    { KEY("defense.blocklist", "enabled"), BY(K_BOOL, set_list_enabled) },
+    { KEY("defense.blocklist", "download-concurrency"), BY(K_INT, warn_list), BOUNDS(1, 65535) },
+    { KEY("defense.blocklist", "urls"), BY(K_STRLIST, warn_list) },
+    { KEY("defense.blocklist", "update-each"), BY(K_DURATION, warn_list), BOUNDS(0, UINT32_MAX) },
+    { KEY("defense.allowlist", "enabled"), BY(K_BOOL, set_list_enabled) },
+    { KEY("defense.allowlist", "download-concurrency"), BY(K_INT, warn_list), BOUNDS(1, 65535) },
+    { KEY("defense.allowlist", "urls"), BY(K_STRLIST, warn_list) },
+    { KEY("defense.allowlist", "update-each"), BY(K_DURATION, warn_list), BOUNDS(0, UINT32_MAX) },
 
-    { "defense.doppelganger", "urls", K_STRLIST, NOB, NULL, warn_doppel, 0 },
-    { "defense.doppelganger", "repeats-per-raid", K_INT, U16, NULL, warn_doppel, 0 },
-    { "defense.doppelganger", "raid-each", K_DURATION, ANYDUR, NULL, warn_doppel, 0 },
-    { "defense.doppelganger", "drs", K_BOOL, NOB, NULL, warn_doppel, 0 },
+    { KEY("defense.doppelganger", "urls"), BY(K_STRLIST, warn_doppel) },
+    { KEY("defense.doppelganger", "repeats-per-raid"), BY(K_INT, warn_doppel), BOUNDS(1, 65535) },
+    { KEY("defense.doppelganger", "raid-each"), BY(K_DURATION, warn_doppel), BOUNDS(0, UINT32_MAX) },
+    { KEY("defense.doppelganger", "drs"), BY(K_BOOL, warn_doppel) },
 
-    { "stats.statsd", "enabled", K_BOOL, NOB, NULL, set_statsd_enabled, 0 },
-    { "stats.statsd", "address", K_STRING, NOB, NULL, warn_statsd, 0 },
-    { "stats.statsd", "metric-prefix", K_STRING, NOB, NULL, warn_statsd, 0 },
-    { "stats.statsd", "tag-format", K_STRING, NOB, NULL, warn_statsd, 0 },
+    { KEY("stats.statsd", "enabled"), BY(K_BOOL, set_statsd_enabled) },
+    { KEY("stats.statsd", "address"), BY(K_STRING, warn_statsd) },
+    { KEY("stats.statsd", "metric-prefix"), BY(K_STRING, warn_statsd) },
+    { KEY("stats.statsd", "tag-format"), BY(K_STRING, warn_statsd) },
 
-    { "stats.prometheus", "enabled", K_BOOL, NOB, "false", set_prom_enabled, 0 },
-    { "stats.prometheus", "bind-to", K_STRING, NOB, NULL, set_prom_bind, 0 },
-    { "stats.prometheus", "http-path", K_STRING, NOB, "/", set_prom_path, 0 },
-    { "stats.prometheus", "metric-prefix", K_STRING, NOB, "mtg", set_prom_prefix, 0 },
+    { KEY("stats.prometheus", "enabled"), AT_BOOL(prometheus_enabled, 0) },
+    { KEY("stats.prometheus", "bind-to"), BY(K_STRING, set_prom_bind) },
+    { KEY("stats.prometheus", "http-path"), BY(K_STRING, set_prom_path), DEFAULT_TEXT("/") },
+    { KEY("stats.prometheus", "metric-prefix"), BY(K_STRING, set_prom_prefix),
+      DEFAULT_TEXT("mtg") },
 
     /* tgfront's own: DC number -> ["ip:port", ...], replacing the built-in
      * addresses for that DC (tests and private deployments). */
-    { "datacenters", "*", K_STRLIST, NOB, NULL, set_datacenter, 0 },
+    { KEY("datacenters", "*"), BY(K_STRLIST, set_datacenter) },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+_Static_assert(NKEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+static size_t key_index(const key_def *k)
+{
+    return (size_t)(k - keys);
+}
 
 /* ---- lookup and suggestions ----------------------------------------- */
 
-static const key_def *find_key(const char *table, const char *name)
+/* The key written as table/name (dotted: "table.name", or name at the top
+ * level), under its name or, with *via_alias = 1, its deprecated spelling. */
+static const key_def *find_key(const char *table, const char *name, const char *dotted,
+                               int *via_alias)
 {
+    *via_alias = 0;
     for (size_t i = 0; i < NKEYS; i++)
         if (strcmp(keys[i].table, table) == 0 &&
             (strcmp(keys[i].name, name) == 0 || strcmp(keys[i].name, "*") == 0))
             return &keys[i];
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].alias != NULL && strcmp(keys[i].alias, dotted) == 0) {
+            *via_alias = 1;
+            return &keys[i];
+        }
     return NULL;
+}
+
+/* Line where the key was set under its name, 0 when it was not. */
+static int key_line(const load_ctx *c, const char *table, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].table, table) == 0 && strcmp(keys[i].name, name) == 0)
+            return c->line[i];
+    return 0;
 }
 
 /* Known: a table of some key, or a parent of one ("defense", "stats"). */
@@ -865,7 +900,7 @@ static const char *kind_text(key_kind kind)
  * anti-replay, which defaults to true), and arrays keep their own checks. */
 static int zero_means_default(const key_def *k, const toml_value *tv)
 {
-    if (k->set == set_secret || k->set == set_bind)
+    if (k->check == set_secret || k->check == set_bind)
         return 0;
     switch (k->kind) {
     case K_INT:
@@ -883,11 +918,9 @@ static int zero_means_default(const key_def *k, const toml_value *tv)
     return 0;
 }
 
-/* 0: *v holds the value; 1: a zero value, keep the default; -1: error. */
-static int convert(load_ctx *c, const key_def *k, const toml_value *tv, key_val *v)
+/* -1 after cfail when the TOML type does not fit the key's kind. */
+static int check_type(load_ctx *c, const key_def *k, const toml_value *tv)
 {
-    const char *name = c->cur_key;
-    int line = tv->line;
     toml_type want = k->kind == K_BOOL ? TOML_BOOL : k->kind == K_INT ? TOML_INTEGER
                    : k->kind == K_FLOAT ? TOML_FLOAT : k->kind == K_STRLIST ? TOML_ARRAY
                    : TOML_STRING;
@@ -895,60 +928,135 @@ static int convert(load_ctx *c, const key_def *k, const toml_value *tv, key_val 
     if (ok && want == TOML_ARRAY)
         for (size_t i = 0; i < tv->count; i++)
             ok = ok && tv->items[i].type == TOML_STRING;
-    if (!ok) {
-        const char *got = tv->type == TOML_ARRAY ? (want == TOML_ARRAY ? "an array with "
-                          "non-string items" : "an array")
-                        : tv->type == TOML_INTEGER ? "an integer"
-                        : tv->type == TOML_STRING ? "a string"
-                        : tv->type == TOML_FLOAT ? "a float" : "a boolean";
-        return cfail(c, line, "key '%s' must be %s, not %s", name, kind_text(k->kind), got);
-    }
-    if (zero_means_default(k, tv))
-        return 1;
+    if (ok)
+        return 0;
+    const char *got = tv->type == TOML_ARRAY ? (want == TOML_ARRAY ? "an array with "
+                      "non-string items" : "an array")
+                    : tv->type == TOML_INTEGER ? "an integer"
+                    : tv->type == TOML_STRING ? "a string"
+                    : tv->type == TOML_FLOAT ? "a float" : "a boolean";
+    return cfail(c, tv->line, "key '%s' must be %s, not %s", c->cur_key, kind_text(k->kind),
+                 got);
+}
 
+/* The bounds of a converted K_INT, K_DURATION or K_BYTES value. */
+static int check_range(load_ctx *c, const key_def *k, const key_val *v, const toml_value *tv)
+{
     char lo[32], hi[32];
-    memset(v, 0, sizeof *v);
+    const char *name = c->cur_key;
     switch (k->kind) {
-    case K_BOOL:
-        v->b = tv->b;
-        return 0;
     case K_INT:
-        if (tv->i < k->min || tv->i > k->max)
-            return cfail(c, line, "key '%s' must be between %lld and %lld (got %lld)", name,
-                         (long long)k->min, (long long)k->max, (long long)tv->i);
-        v->i = tv->i;
-        return 0;
-    case K_FLOAT:
-        v->f = tv->type == TOML_FLOAT ? tv->f : (double)tv->i;
-        return 0;
-    case K_STRING:
-        v->s = tv->str;
-        return 0;
-    case K_STRLIST:
-        v->arr = tv;
+        if (v->i < k->min || v->i > k->max)
+            return cfail(c, tv->line, "key '%s' must be between %lld and %lld (got %lld)", name,
+                         (long long)k->min, (long long)k->max, (long long)v->i);
         return 0;
     case K_DURATION:
-        if (config_parse_duration(tv->str, &v->u) < 0)
-            return cfail(c, line, "key '%s' must be %s, not negative (got '%s')", name,
-                         kind_text(k->kind), tv->str);
-        if (v->u > (uint64_t)k->max) {
-            fmt_duration((uint64_t)k->max, hi, sizeof hi);
-            return cfail(c, line, "key '%s' must be at most %s (got '%s')", name, hi, tv->str);
-        }
+        fmt_duration((uint64_t)k->min, lo, sizeof lo);
+        fmt_duration((uint64_t)k->max, hi, sizeof hi);
+        if (v->u > (uint64_t)k->max)
+            return cfail(c, tv->line, "key '%s' must be at most %s (got '%s')", name, hi,
+                         tv->str);
+        if (v->u < (uint64_t)k->min)
+            return cfail(c, tv->line, "key '%s' must be at least %s, or \"0s\" for the "
+                         "default (got '%s')", name, lo, tv->str);
         return 0;
     case K_BYTES:
-        if (config_parse_bytes(tv->str, &v->u) < 0)
-            return cfail(c, line, "key '%s' must be %s; a bare number is not accepted "
-                         "(got '%s')", name, kind_text(k->kind), tv->str);
-        if (v->u < (uint64_t)k->min || v->u > (uint64_t)k->max) {
-            fmt_bytes((uint64_t)k->min, lo, sizeof lo);
-            fmt_bytes((uint64_t)k->max, hi, sizeof hi);
-            return cfail(c, line, "key '%s' must be between %s and %s (got '%s')", name, lo,
+        fmt_bytes((uint64_t)k->min, lo, sizeof lo);
+        fmt_bytes((uint64_t)k->max, hi, sizeof hi);
+        if (v->u < (uint64_t)k->min || v->u > (uint64_t)k->max)
+            return cfail(c, tv->line, "key '%s' must be between %s and %s (got '%s')", name, lo,
                          hi, tv->str);
-        }
+        return 0;
+    default:
         return 0;
     }
-    return -1;
+}
+
+/* 0: *v holds the value; 1: a zero value, keep what is set; -1: error. */
+static int convert(load_ctx *c, const key_def *k, const toml_value *tv, key_val *v)
+{
+    if (check_type(c, k, tv) < 0)
+        return -1;
+    if (zero_means_default(k, tv))
+        return 1;
+    memset(v, 0, sizeof *v);
+    switch (k->kind) {
+    case K_BOOL: v->b = tv->b; break;
+    case K_INT: v->i = tv->i; break;
+    case K_FLOAT: v->f = tv->type == TOML_FLOAT ? tv->f : (double)tv->i; break;
+    case K_STRING: v->s = tv->str; break;
+    case K_STRLIST: v->arr = tv; break;
+    case K_DURATION:
+        if (config_parse_duration(tv->str, &v->u) < 0)
+            return cfail(c, tv->line, "key '%s' must be %s, not negative (got '%s')", c->cur_key,
+                         kind_text(k->kind), tv->str);
+        if (v->u == 0)
+            return 1;   /* mtg: an explicit zero duration ("0s") is unset too */
+        break;
+    case K_BYTES:
+        if (config_parse_bytes(tv->str, &v->u) < 0)
+            return cfail(c, tv->line, "key '%s' must be %s; a bare number is not accepted "
+                         "(got '%s')", c->cur_key, kind_text(k->kind), tv->str);
+        break;
+    }
+    return check_range(c, k, v, tv);
+}
+
+static int same_field(const key_def *a, const key_def *b)
+{
+    return a->has_field && b->has_field && a->off == b->off;
+}
+
+/* Settles a key met under its name or its deprecated alias against what
+ * the file already set. 0: apply *v (possibly merged); 1: skip it, the
+ * current name already set this field; -1: two current names of one
+ * setting (host and ip). */
+static int merge_spellings(load_ctx *c, const key_def *k, key_val *v, int via_alias, int line)
+{
+    size_t idx = key_index(k);
+    if (k->merge == MERGE_OR) {
+        if (via_alias ? c->line[idx] : c->alias_line[idx])
+            v->b = v->b || *(const int *)((const char *)c->cfg + k->off);
+        return 0;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (c->line[i] == 0 || !same_field(&keys[i], k) || (!via_alias && i == idx))
+            continue;
+        if (via_alias) {
+            log_debug("config", "%s:%d: '%s' is overridden by %s", c->name, line, c->cur_key,
+                      keys[i].name);
+            return 1;
+        }
+        const key_def *first = i < idx ? &keys[i] : k, *second = i < idx ? k : &keys[i];
+        return cfail(c, line, "[%s] sets both %s and %s; keep only one", k->table,
+                     first->name, second->name);
+    }
+    return 0;
+}
+
+/* Applies a converted value met at line (0: a default) under the key's
+ * name or its alias: merge, handler, store, and the line is recorded. */
+static int apply_value(load_ctx *c, const key_def *k, key_val *v, int via_alias, int line)
+{
+    if (line != 0) {
+        int rc = merge_spellings(c, k, v, via_alias, line);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    if (k->check != NULL && k->check(c, k, v, line) < 0)
+        return -1;
+    store_value(c, k, v);
+    if (line != 0)
+        *(via_alias ? &c->alias_line[key_index(k)] : &c->line[key_index(k)]) = line;
+    return 0;
+}
+
+static void warn_deprecated(load_ctx *c, const key_def *k, int line)
+{
+    if (k->table[0])
+        cwarn(c, line, "'%s' is deprecated; use %s in [%s]", c->cur_key, k->name, k->table);
+    else
+        cwarn(c, line, "'%s' is deprecated; use %s at the top level", c->cur_key, k->name);
 }
 
 static int apply_entry(load_ctx *c, const toml_entry *e)
@@ -964,49 +1072,28 @@ static int apply_entry(load_ctx *c, const toml_entry *e)
         suggest_table(e->table, hint, sizeof hint);
         return cfail(c, e->line, "unknown table [%s]%s", e->table, hint);
     }
-    const key_def *k = find_key(e->table, e->key);
+    int via_alias;
+    const key_def *k = find_key(e->table, e->key, display, &via_alias);
     if (k == NULL) {
         suggest_key(e->table, e->key, hint, sizeof hint);
         if (e->table[0])
             return cfail(c, e->line, "unknown key '%s' in [%s]%s", e->key, e->table, hint);
         return cfail(c, e->line, "unknown key '%s' at the top level%s", e->key, hint);
     }
+    if (via_alias)
+        warn_deprecated(c, k, e->line);
     key_val v;
     int rc = convert(c, k, &e->value, &v);
     if (rc < 0)
         return -1;
     if (rc > 0) {
         /* Defaults are already in place and a key occurs once, so leaving
-         * the value alone is "unset" (a legacy key can still apply). */
+         * the value alone is "unset" (a deprecated spelling can still apply). */
         log_debug("config", "%s:%d: '%s' is empty or zero: using the default", c->name,
                   e->line, display);
         return 0;
     }
-    return k->set(c, k, &v, e->line);
-}
-
-/* Defaults go through the same handlers as file values. */
-static int apply_default(load_ctx *c, const key_def *k)
-{
-    key_val v;
-    memset(&v, 0, sizeof v);
-    c->cur_key = k->name;
-    switch (k->kind) {
-    case K_BOOL: v.b = strcmp(k->def, "true") == 0; break;
-    case K_INT: v.i = strtoll(k->def, NULL, 10); break;
-    case K_FLOAT: v.f = strtod(k->def, NULL); break;
-    case K_STRING: v.s = k->def; break;
-    case K_DURATION:
-        if (config_parse_duration(k->def, &v.u) < 0)
-            return -1;
-        break;
-    case K_BYTES:
-        if (config_parse_bytes(k->def, &v.u) < 0)
-            return -1;
-        break;
-    case K_STRLIST: return -1;
-    }
-    return k->set(c, k, &v, 0);
+    return apply_value(c, k, &v, via_alias, e->line);
 }
 
 void config_defaults(tgf_config *cfg)
@@ -1019,13 +1106,81 @@ void config_defaults(tgf_config *cfg)
     c.name = "(defaults)";
     c.err = err;
     c.err_cap = sizeof err;
+    /* Typed values whose bounds the AT_* macros checked at compile time;
+     * the few that go through a handler (prefer-ip, http-path,
+     * metric-prefix) are covered by the unit tests. */
     for (size_t i = 0; i < NKEYS; i++)
-        if (keys[i].def != NULL)
-            (void)apply_default(&c, &keys[i]);   /* covered by unit tests */
-    /* [network.client-keep-alive] until the key table declares it. */
-    cfg->client_keepalive_idle_s = 120;
-    cfg->client_keepalive_interval_s = 30;
-    cfg->client_keepalive_count = 5;
+        if (keys[i].has_def) {
+            key_val v = keys[i].def;
+            c.cur_key = keys[i].name;
+            (void)apply_value(&c, &keys[i], &v, 0, 0);
+        }
+}
+
+/* Command-line text as the TOML value a file would hold for key k. */
+static int text_value(load_ctx *c, const key_def *k, const char *text, toml_value *tv)
+{
+    char *end;
+    memset(tv, 0, sizeof *tv);
+    tv->line = 1;
+    switch (k->kind) {
+    case K_BOOL:
+        tv->type = TOML_BOOL;
+        tv->b = strcmp(text, "true") == 0;
+        if (!tv->b && strcmp(text, "false") != 0)
+            return cfail(c, 0, "key '%s' must be true or false (got '%s')", c->cur_key, text);
+        return 0;
+    case K_INT:
+        tv->type = TOML_INTEGER;
+        errno = 0;
+        tv->i = strtoll(text, &end, 10);
+        if (end == text || *end != '\0' || errno != 0)
+            return cfail(c, 0, "key '%s' must be an integer (got '%s')", c->cur_key, text);
+        return 0;
+    case K_FLOAT:
+        tv->type = TOML_FLOAT;
+        tv->f = strtod(text, &end);
+        if (end == text || *end != '\0')
+            return cfail(c, 0, "key '%s' must be a number (got '%s')", c->cur_key, text);
+        return 0;
+    default:
+        tv->type = TOML_STRING;
+        tv->str = text;
+        tv->str_len = strlen(text);
+        return 0;
+    }
+}
+
+int config_set(tgf_config *cfg, const char *key, const char *text, const char *origin,
+               char *err, size_t err_cap)
+{
+    load_ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    c.loading = 1;
+    c.no_lines = 1;
+    c.name = origin;
+    c.err = err;
+    c.err_cap = err_cap;
+    c.cur_key = key;
+    char table[64] = "";
+    const char *name = key, *dot = strrchr(key, '.');
+    if (dot != NULL) {
+        snprintf(table, sizeof table, "%.*s", (int)(dot - key), key);
+        name = dot + 1;
+    }
+    int via_alias;
+    const key_def *k = find_key(table, name, key, &via_alias);
+    if (k == NULL || k->kind == K_STRLIST || strcmp(k->name, "*") == 0)
+        return cfail(&c, 0, "'%s' is not a key that takes one value", key);
+    toml_value tv;
+    key_val v;
+    if (text_value(&c, k, text, &tv) < 0)
+        return -1;
+    int rc = convert(&c, k, &tv, &v);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    return apply_value(&c, k, &v, via_alias, 1);
 }
 
 /* ---- whole-document checks ------------------------------------------ */
@@ -1042,33 +1197,20 @@ static int check_table_header(load_ctx *c, const toml_table *t)
 static int finish(load_ctx *c)
 {
     tgf_config *cfg = c->cfg;
-    if (c->secret_line == 0)
+    if (key_line(c, "", "secret") == 0)
         return cfail(c, 1, "missing required key 'secret' (at the top, before any [table]; "
                      "generate one with 'tgfront generate-secret HOSTNAME')");
-    if (c->bind_line == 0)
+    if (key_line(c, "", "bind-to") == 0)
         return cfail(c, 1, "missing required key 'bind-to' (at the top, before any [table]; "
                      "e.g. bind-to = \"0.0.0.0:443\")");
-
-    /* [domain-fronting] wins over the deprecated top-level keys; host and
-     * ip name the same thing, so both at once is ambiguous. */
-    if (c->front_host_line && c->front_ip_line)
-        return cfail(c, c->front_host_line > c->front_ip_line ? c->front_host_line
-                                                               : c->front_ip_line,
-                     "[domain-fronting] sets both host and ip; keep only one");
-    const char *front = c->front_host_line ? c->front_host
-                      : c->front_ip_line ? c->front_ip : c->legacy_ip;
-    snprintf(cfg->fronting_host, sizeof cfg->fronting_host, "%s", front);
-    if (c->front_port_line == 0 && c->legacy_port != 0)
-        cfg->fronting_port = c->legacy_port;
-    cfg->fronting_proxy_protocol = cfg->fronting_proxy_protocol || c->legacy_pp;
-
     if (cfg->prometheus_enabled) {
-        if (c->prom_bind_line == 0)
-            return cfail(c, c->prom_enabled_line, "[stats.prometheus] enabled = true needs "
-                         "bind-to, e.g. bind-to = \"127.0.0.1:3129\"");
+        int bind_line = key_line(c, "stats.prometheus", "bind-to");
+        if (bind_line == 0)
+            return cfail(c, key_line(c, "stats.prometheus", "enabled"), "[stats.prometheus] "
+                         "enabled = true needs bind-to, e.g. bind-to = \"127.0.0.1:3129\"");
         if (cfg->prometheus_bind_len == cfg->bind_len &&
             memcmp(&cfg->prometheus_bind, &cfg->bind_addr, cfg->bind_len) == 0)
-            return cfail(c, c->prom_bind_line, "key 'stats.prometheus.bind-to' is the same "
+            return cfail(c, bind_line, "key 'stats.prometheus.bind-to' is the same "
                          "address as bind-to");
     }
     return 0;

@@ -1,5 +1,6 @@
 /* config: mtg v2's TOML configuration, read strictly: every key is declared
- * once in config.c's table (name, type, bounds, default); unknown keys,
+ * once in config.c's table (name, type, field, bounds, typed default,
+ * deprecated spelling); unknown keys,
  * duplicates, wrong types and out-of-range values are errors with file:line. */
 #ifndef TGF_CONFIG_H
 #define TGF_CONFIG_H
@@ -40,8 +41,8 @@ typedef struct {
     int keepalive_disabled;
     uint32_t keepalive_idle_s, keepalive_interval_s, keepalive_count; /* 15,15,9 */
 
-    /* [network.client-keep-alive]: Telegram client sockets after a proven
-     * hello (tgfront's key) */
+    /* [network.client-keep-alive] (tgfront's own): Telegram client sockets
+     * after a proven hello; 300, 30, 4 (config.c says why). */
     int client_keepalive_disabled;
     uint32_t client_keepalive_idle_s, client_keepalive_interval_s, client_keepalive_count;
 
@@ -71,6 +72,16 @@ void config_defaults(tgf_config *cfg);
 int config_load_file(const char *path, tgf_config *cfg, char *err, size_t err_cap);
 int config_load_string(const char *text, size_t len, const char *name,
                        tgf_config *cfg, char *err, size_t err_cap);
+
+/* Sets one key from command-line text through the same table, bounds and
+ * handlers as a file value (simple-run's flags), on a cfg that
+ * config_defaults or a load prepared. key is the dotted name
+ * ("network.timeout.idle", "concurrency"); text is the value as a file
+ * would spell it, without quotes ("true", "8192", "10s"). As in a file, an
+ * empty or zero value leaves what cfg holds. On error returns -1 and
+ * writes "origin: key 'x' must be ..." to err. */
+int config_set(tgf_config *cfg, const char *key, const char *text, const char *origin,
+               char *err, size_t err_cap);
 
 /* Parses mtg duration ("5s", "1m30s", "250ms") into milliseconds. 0 or -1. */
 int config_parse_duration(const char *text, uint64_t *ms);

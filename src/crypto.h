@@ -1,5 +1,7 @@
 /* crypto: thin wrappers over BearSSL. No allocation; callers own contexts.
- * Contexts holding keys must be wiped with the matching *_wipe function. */
+ * Anything holding key material is zeroed with crypto_wipe when done;
+ * crypto_hmac_wipe and crypto_ctr_wipe are the same call with the size
+ * taken from the context's type. */
 #ifndef TGF_CRYPTO_H
 #define TGF_CRYPTO_H
 
@@ -21,6 +23,7 @@ typedef struct {
 void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len);
 void crypto_hmac_update(crypto_hmac *h, const void *data, size_t len);
 void crypto_hmac_final(crypto_hmac *h, uint8_t out[CRYPTO_SHA256_LEN]);
+/* crypto_wipe(h, sizeof *h). */
 void crypto_hmac_wipe(crypto_hmac *h);
 void crypto_hmac_sha256(const uint8_t *key, size_t key_len, const void *data,
                         size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
@@ -42,6 +45,7 @@ typedef struct {
 void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16]);
 /* XORs len bytes of keystream into buf in place. */
 void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len);
+/* crypto_wipe(c, sizeof *c). */
 void crypto_ctr_wipe(crypto_ctr *c);
 /* "x86ni" or "ct64": which AES implementation was picked at run time. */
 const char *crypto_aes_impl(void);
@@ -55,7 +59,7 @@ int crypto_random(void *buf, size_t len);
 /* Returns 1 when equal, 0 otherwise; time depends only on len. */
 int crypto_equal(const void *a, const void *b, size_t len);
 
-/* Zeroes memory in a way the compiler cannot drop. */
+/* Zeroes memory in a way the compiler cannot drop: the one wipe. */
 void crypto_wipe(void *p, size_t len);
 
 #endif

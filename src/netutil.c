@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -11,14 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-int net_set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -1;
-    return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
 
 void net_set_nodelay(int fd)
 {

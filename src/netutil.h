@@ -9,7 +9,6 @@
 
 #include "dc.h"
 
-int net_set_nonblock(int fd);
 void net_set_nodelay(int fd);
 /* SO_KEEPALIVE with idle/interval/count (seconds); count 0 = leave the OS's. */
 void net_set_keepalive(int fd, unsigned idle_s, unsigned interval_s, unsigned count);

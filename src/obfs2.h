@@ -15,8 +15,6 @@
 #include "crypto.h"
 
 #define OBFS2_FRAME_LEN 64
-/* Padded intermediate: the only transport FakeTLS clients use. */
-#define OBFS2_TAG_PADDED 0xddddddddu
 
 /* rx decrypts what the peer sends us; tx encrypts what we send the peer.
  * Both hold key schedules: wipe with obfs2_wipe(). */

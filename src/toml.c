@@ -951,15 +951,3 @@ size_t toml_memory_used(const toml_doc *doc)
         total += TOML_MAX_NAMES * sizeof *doc->names;
     return total;
 }
-
-const char *toml_type_name(toml_type t)
-{
-    switch (t) {
-    case TOML_STRING: return "string";
-    case TOML_INTEGER: return "integer";
-    case TOML_FLOAT: return "float";
-    case TOML_BOOL: return "boolean";
-    case TOML_ARRAY: return "array";
-    }
-    return "value";
-}

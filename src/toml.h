@@ -82,7 +82,4 @@ int toml_line_count(const toml_doc *doc);
  * tests can check that memory stays linear in the input. */
 size_t toml_memory_used(const toml_doc *doc);
 
-/* "string", "integer", ... for error messages. */
-const char *toml_type_name(toml_type t);
-
 #endif

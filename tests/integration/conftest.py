@@ -124,20 +124,35 @@ class Daemon:
         return (self.bind_host, self.port)
 
     def start(self, timeout=10.0):
+        """Runs the daemon and returns once it reports readiness: with
+        --ready-fd it writes one newline after its listeners (the proxy and
+        the stats socket) are open, as s6 expects; it closes the descriptor
+        unwritten only by exiting."""
         self._errf = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([tgfront_bin(), "run", self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=self._errf,
-                                     stderr=self._errf)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tgfront exited with %s at start:\n%s\nconfig:\n%s"
-                                   % (self.proc.returncode, self.stderr(), self.config_text))
-            if "listening on" in self.stderr() or self._can_connect():
-                # the listener may be announced before the stats socket
-                return self
-            time.sleep(0.02)
-        raise RuntimeError("tgfront not ready in %ss:\n%s" % (timeout, self.stderr()))
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen([tgfront_bin(), "run", self.config_path,
+                                          "--ready-fd", str(theirs.fileno())],
+                                         stdin=subprocess.DEVNULL, stdout=self._errf,
+                                         stderr=self._errf, pass_fds=(theirs.fileno(),))
+            theirs.close()
+            ours.settimeout(timeout)
+            try:
+                note = ours.recv(1)
+            except socket.timeout:
+                raise RuntimeError("tgfront not ready in %ss:\n%s" % (timeout, self.stderr()))
+        finally:
+            theirs.close()
+            ours.close()
+        if note == b"\n":
+            return self
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        raise RuntimeError("tgfront closed --ready-fd without a newline (exit status %s) at "
+                           "start:\n%s\nconfig:\n%s"
+                           % (self.proc.returncode, self.stderr(), self.config_text))
 
     def _can_connect(self):
         fam = socket.AF_INET6 if ":" in self.bind_host else socket.AF_INET

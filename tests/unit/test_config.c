@@ -1,10 +1,12 @@
 #include "unit.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 
@@ -645,4 +647,184 @@ TEST(config_load_file_errors)
     CHECK(strstr(err, "larger than 1 MiB") != NULL);
     close(fd);
     unlink(path);
+}
+
+/* Durations have lower bounds too (a non-zero value below them is a
+ * mistake such as "5ms" for "5s"); "0s" still means the default. */
+TEST(config_duration_minimums)
+{
+    static tgf_config cfg;
+    EXPECT_FAIL(TOP "tolerate-time-skewness = \"500ms\"\n", 3,
+                "key 'tolerate-time-skewness' must be at least 1s, or \"0s\" for the default");
+    EXPECT_FAIL(TOP "[network.timeout]\ntcp = \"999ms\"\n", 4, "must be at least 1s");
+    EXPECT_FAIL(TOP "[network.timeout]\nidle = \"10ms\"\n", 4, "must be at least 1s");
+    EXPECT_FAIL(TOP "[network.timeout]\nhandshake = \"99ms\"\n", 4, "must be at least 100ms");
+    EXPECT_FAIL(TOP "[network.keep-alive]\nidle = \"500ms\"\n", 4, "must be at least 1s");
+    EXPECT_FAIL(TOP "[network.keep-alive]\ninterval = \"1ns\"\n", 4, "must be at least 1s");
+    EXPECT_FAIL(TOP "[network.client-keep-alive]\nidle = \"999ms\"\n", 4, "must be at least 1s");
+    EXPECT_FAIL(TOP "[network.timeout]\ntcp = \"61m\"\n", 4, "must be at most 1h");
+    /* The bounds themselves are accepted. */
+    EXPECT_OK(TOP "tolerate-time-skewness = \"1s\"\n[network.timeout]\ntcp = \"1s\"\n"
+              "idle = \"24h\"\nhandshake = \"100ms\"\n[network.keep-alive]\nidle = \"1s\"\n"
+              "interval = \"32767s\"\n", &cfg);
+    CHECK_EQ_INT(cfg.tolerate_skew_ms, 1000);
+    CHECK_EQ_INT(cfg.timeout_tcp_ms, 1000);
+    CHECK_EQ_INT(cfg.timeout_idle_ms, 24 * 3600 * 1000);
+    CHECK_EQ_INT(cfg.timeout_handshake_ms, 100);
+    CHECK_EQ_INT(cfg.keepalive_idle_s, 1);
+    CHECK_EQ_INT(cfg.keepalive_interval_s, 32767);
+}
+
+TEST(config_client_keepalive)
+{
+    static tgf_config cfg;
+    /* Default: battery-friendly, far above tdlib's 60 s background pings. */
+    config_defaults(&cfg);
+    CHECK_EQ_INT(cfg.client_keepalive_disabled, 0);
+    CHECK_EQ_INT(cfg.client_keepalive_idle_s, 300);
+    CHECK_EQ_INT(cfg.client_keepalive_interval_s, 30);
+    CHECK_EQ_INT(cfg.client_keepalive_count, 4);
+    CHECK(cfg.client_keepalive_idle_s > 135);   /* tdlib's ping_disconnect_delay */
+    EXPECT_OK(TOP "[network.client-keep-alive]\ndisabled = true\nidle = \"10m\"\n"
+              "interval = \"1m30s\"\ncount = 2\n", &cfg);
+    CHECK_EQ_INT(cfg.client_keepalive_disabled, 1);
+    CHECK_EQ_INT(cfg.client_keepalive_idle_s, 600);
+    CHECK_EQ_INT(cfg.client_keepalive_interval_s, 90);
+    CHECK_EQ_INT(cfg.client_keepalive_count, 2);
+    /* It is its own table: [network.keep-alive] leaves it alone. */
+    CHECK_EQ_INT(cfg.keepalive_idle_s, 15);
+    EXPECT_OK(TOP "[network.keep-alive]\nidle = \"1m\"\ndisabled = true\n", &cfg);
+    CHECK_EQ_INT(cfg.client_keepalive_idle_s, 300);
+    CHECK_EQ_INT(cfg.client_keepalive_disabled, 0);
+    /* Zero and empty mean the default, as everywhere. */
+    EXPECT_OK(TOP "[network.client-keep-alive]\nidle = \"0s\"\ninterval = \"\"\ncount = 0\n", &cfg);
+    CHECK_EQ_INT(cfg.client_keepalive_idle_s, 300);
+    CHECK_EQ_INT(cfg.client_keepalive_interval_s, 30);
+    CHECK_EQ_INT(cfg.client_keepalive_count, 4);
+    EXPECT_FAIL(TOP "[network.client-keep-alive]\ncount = 128\n", 4, "between 1 and 127");
+    EXPECT_FAIL(TOP "[network.client-keep-alive]\nidle = \"10h\"\n", 4, "at most 32767s");
+    EXPECT_FAIL(TOP "[network.client-keep-alive]\nidle = 300\n", 4, "must be a duration string");
+    EXPECT_FAIL(TOP "[network.client-keep-alive]\nidel = \"5m\"\n", 4, "did you mean 'idle'?");
+}
+
+/* The three domain-fronting-* keys are aliases: the current name wins in
+ * either order, proxy-protocol is OR-ed, and ip's alias loses to host. */
+TEST(config_aliases_either_order)
+{
+    static tgf_config cfg;
+    /* The current name first (a dotted key), the alias after it. */
+    EXPECT_OK(TOP "domain-fronting.port = 9443\ndomain-fronting.host = \"web.example\"\n"
+              "domain-fronting.proxy-protocol = false\n"
+              "domain-fronting-port = 1\ndomain-fronting-ip = \"10.0.0.1\"\n"
+              "domain-fronting-proxy-protocol = true\n", &cfg);
+    CHECK_EQ_INT(cfg.fronting_port, 9443);
+    CHECK_STR(cfg.fronting_host, "web.example");
+    CHECK_EQ_INT(cfg.fronting_proxy_protocol, 1);
+    /* The alias first. */
+    EXPECT_OK(TOP "domain-fronting-ip = \"10.0.0.1\"\n[domain-fronting]\nip = \"10.0.0.2\"\n", &cfg);
+    CHECK_STR(cfg.fronting_host, "10.0.0.2");
+    EXPECT_OK(TOP "domain-fronting-proxy-protocol = false\n[domain-fronting]\n"
+              "proxy-protocol = true\n", &cfg);
+    CHECK_EQ_INT(cfg.fronting_proxy_protocol, 1);
+    EXPECT_OK(TOP "domain-fronting-proxy-protocol = false\n[domain-fronting]\n"
+              "proxy-protocol = false\n", &cfg);
+    CHECK_EQ_INT(cfg.fronting_proxy_protocol, 0);
+    /* An alias value is checked like the key it stands for. */
+    EXPECT_FAIL(TOP "domain-fronting-port = 70000\n", 3,
+                "key 'domain-fronting-port' must be between 1 and 65535");
+    EXPECT_FAIL(TOP "domain-fronting-proxy-protocol = 1\n", 3, "must be a boolean");
+    /* network.doh-ip is dns's alias; both are accepted without effect. */
+    EXPECT_OK(TOP "[network]\ndoh-ip = \"1.1.1.1\"\ndns = \"https://1.1.1.1\"\n", &cfg);
+}
+
+static int simple_parse(tgf_config *cfg, const char *const *args, int n)
+{
+    char *argv[16];
+    argv[0] = (char *)"simple-run";
+    for (int i = 0; i < n && i < 15; i++)
+        argv[i + 1] = (char *)args[i];
+    cli_run_opts opts;
+    /* Messages and --help are expected: keep the test output readable. */
+    int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
+    fflush(stdout);
+    dup2(null, 1);
+    dup2(null, 2);
+    int rc = cli_simple_run_parse(n + 1, argv, cfg, &opts);
+    fflush(stdout);
+    dup2(out, 1);
+    dup2(errfd, 2);
+    close(out);
+    close(errfd);
+    close(null);
+    return rc;
+}
+#define SIMPLE(cfg, ...) simple_parse(cfg, (const char *const[]){ __VA_ARGS__ }, \
+    (int)(sizeof (const char *const[]){ __VA_ARGS__ } / sizeof(const char *)))
+
+/* simple-run's flags go through the config table, so their bounds are the
+ * file's: -t at most 1h (the tcp key), -a 1kib..1gib, -c 1..65535. */
+TEST(config_simple_run_flags_use_table_bounds)
+{
+    static tgf_config cfg;
+    CHECK_EQ_INT(SIMPLE(&cfg, "127.0.0.1:443", SECRET_HEX), 0);
+    CHECK_EQ_INT(cfg.concurrency, 8192);
+    CHECK_EQ_INT(cfg.timeout_tcp_ms, 10000);
+    CHECK_EQ_INT(cfg.timeout_idle_ms, 10000);
+    CHECK_EQ_INT(cfg.antireplay_enabled, 1);
+    CHECK_EQ_INT(cfg.dcs.allow_fallback, 1);
+    CHECK_EQ_INT(cfg.antireplay_max_size, 1 << 20);
+    CHECK_STR(cfg.secret.host, "example.com");
+
+    CHECK_EQ_INT(SIMPLE(&cfg, "-t", "1h", "-a", "1gib", "-c", "65535", "-p", "8443",
+                        "--domain-fronting-ip", "::1", "-i", "only-ipv4", "-d",
+                        "[::1]:443", SECRET_HEX), 0);
+    CHECK_EQ_INT(cfg.timeout_tcp_ms, 3600000);
+    CHECK_EQ_INT(cfg.timeout_idle_ms, 3600000);
+    CHECK_EQ_INT(cfg.antireplay_max_size, 1 << 30);
+    CHECK_EQ_INT(cfg.concurrency, 65535);
+    CHECK_EQ_INT(cfg.fronting_port, 8443);
+    CHECK_STR(cfg.fronting_host, "::1");
+    CHECK_EQ_INT(cfg.dcs.prefer, DC_ONLY_IPV4);
+    CHECK_EQ_INT(cfg.debug, 1);
+    CHECK_EQ_INT(cfg.bind_addr.ss_family, AF_INET6);
+    /* "0" keeps simple-run's own default, as a zero does in a file. */
+    CHECK_EQ_INT(SIMPLE(&cfg, "-t", "0", "127.0.0.1:443", SECRET_HEX), 0);
+    CHECK_EQ_INT(cfg.timeout_idle_ms, 10000);
+
+    CHECK_EQ_INT(SIMPLE(&cfg, "-t", "2h", "127.0.0.1:443", SECRET_HEX), -1);   /* was 24 h */
+    CHECK_EQ_INT(SIMPLE(&cfg, "-t", "500ms", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-a", "2gib", "127.0.0.1:443", SECRET_HEX), -1);  /* was unbounded */
+    CHECK_EQ_INT(SIMPLE(&cfg, "-a", "512b", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-a", "1", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-c", "65536", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-c", "12x", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-p", "0x1", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "--domain-fronting-ip", "a.example", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-i", "ipv4", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "--ready-fd", "2", "127.0.0.1:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "127.0.0.1:443", "dd00"), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "localhost:443", SECRET_HEX), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "127.0.0.1:443"), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "-t"), -1);
+    CHECK_EQ_INT(SIMPLE(&cfg, "--help"), 1);
+}
+
+/* config_set reports errors in the flag's name, with the key it stands for. */
+TEST(config_set_messages)
+{
+    static tgf_config cfg;
+    char err[200];
+    config_defaults(&cfg);
+    CHECK_EQ_INT(config_set(&cfg, "network.timeout.idle", "2m", "--x", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.timeout_idle_ms, 120000);
+    CHECK_EQ_INT(config_set(&cfg, "network.timeout.idle", "25h", "--timeout", err, sizeof err), -1);
+    CHECK_STR(err, "--timeout: key 'network.timeout.idle' must be at most 24h (got '25h')");
+    CHECK_EQ_INT(config_set(&cfg, "debug", "yes", "-d", err, sizeof err), -1);
+    CHECK_STR(err, "-d: key 'debug' must be true or false (got 'yes')");
+    CHECK_EQ_INT(config_set(&cfg, "no.such", "1", "--x", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&cfg, "network.proxies", "x", "--x", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&cfg, "datacenters.2", "1.2.3.4:1", "--x", err, sizeof err), -1);
+    /* A deprecated spelling works here too. */
+    CHECK_EQ_INT(config_set(&cfg, "domain-fronting-port", "8443", "--x", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.fronting_port, 8443);
 }
