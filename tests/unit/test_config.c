@@ -25,12 +25,8 @@ static int load(const char *text, tgf_config *cfg, char *err, size_t cap)
 
 static void expect_ok(const char *text, tgf_config *cfg, int src_line)
 {
-    char err[512];
-    if (load(text, cfg, err, sizeof err) != 0) {
-        char m[700];
-        snprintf(m, sizeof m, "load failed: %s", err);
-        unit_fail(__FILE__, src_line, m);
-    }
+    char err[512] = "";
+    unit_check(load(text, cfg, err, sizeof err) == 0, __FILE__, src_line, "load failed: %s", err);
 }
 #define EXPECT_OK(text, cfg) expect_ok(text, cfg, __LINE__)
 
@@ -39,16 +35,12 @@ static void expect_fail(const char *text, int line, const char *what, int src_li
 {
     static tgf_config cfg;
     char err[512], prefix[32];
-    if (load(text, &cfg, err, sizeof err) == 0) {
-        unit_fail(__FILE__, src_line, "load succeeded, expected an error");
+    if (!unit_check(load(text, &cfg, err, sizeof err) != 0, __FILE__, src_line,
+                    "load succeeded, expected an error"))
         return;
-    }
     snprintf(prefix, sizeof prefix, "t.toml:%d: ", line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, what) == NULL) {
-        char m[800];
-        snprintf(m, sizeof m, "got '%s', want prefix '%s' and '%s'", err, prefix, what);
-        unit_fail(__FILE__, src_line, m);
-    }
+    unit_check(strncmp(err, prefix, strlen(prefix)) == 0 && strstr(err, what) != NULL,
+               __FILE__, src_line, "got '%s', want prefix '%s' and '%s'", err, prefix, what);
 }
 #define EXPECT_FAIL(text, line, what) expect_fail(text, line, what, __LINE__)
 

@@ -55,8 +55,8 @@ TEST(config_accepted_with_warnings)
         "3: auto-update = true has no effect: tgfront does not fetch Telegram's proxy config; "
         "it uses the built-in DC table and [datacenters]",
         "5: 'network.dns' has no effect: tgfront uses the system resolver",
-        "6: 'network.doh-ip' has no effect: tgfront uses the system resolver (and doh-ip is "
-        "deprecated in mtg)",
+        "6: 'network.doh-ip' is deprecated; use dns in [network]",
+        "6: 'network.doh-ip' has no effect: tgfront uses the system resolver",
         "9: 'network.timeout.http' is not used: tgfront makes no HTTP requests",
         "11: 'defense.doppelganger.urls' is not implemented yet (tgfront sizes its records "
         "like the Go TLS stack of Caddy)",
@@ -77,7 +77,7 @@ TEST(config_other_warned_keys)
 {
     static const char *const want[] = {
         "3: 'domain-fronting-port' is deprecated; use port in [domain-fronting]",
-        "4: 'domain-fronting-ip' is deprecated; use host (or ip) in [domain-fronting]",
+        "4: 'domain-fronting-ip' is deprecated; use ip in [domain-fronting]",
         "5: 'domain-fronting-proxy-protocol' is deprecated; use proxy-protocol in "
         "[domain-fronting]",
         "7: 'defense.blocklist.download-concurrency' has no effect: IP block/allow lists are "

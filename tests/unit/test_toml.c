@@ -19,17 +19,12 @@ static void expect_error(const char *text, int line, const char *what, int src_l
 {
     toml_error err;
     toml_doc *d = toml_parse(text, strlen(text), &err);
-    if (d != NULL) {
+    if (!unit_check(d == NULL, __FILE__, src_line, "parse succeeded, expected an error")) {
         toml_free(d);
-        unit_fail(__FILE__, src_line, "parse succeeded, expected an error");
         return;
     }
-    if (err.line != line || strstr(err.msg, what) == NULL) {
-        char m[400];
-        snprintf(m, sizeof m, "got line %d '%s', want line %d containing '%s'", err.line,
-                 err.msg, line, what);
-        unit_fail(__FILE__, src_line, m);
-    }
+    unit_check(err.line == line && strstr(err.msg, what) != NULL, __FILE__, src_line,
+               "got line %d '%s', want line %d containing '%s'", err.line, err.msg, line, what);
 }
 #define EXPECT_ERROR(text, line, what) expect_error(text, line, what, __LINE__)
 
@@ -310,11 +305,7 @@ TEST(toml_many_strings_one_line_bounded_memory)
         }
         /* About 4 MB is the array itself (64-byte values, doubling). */
         size_t used = toml_memory_used(d);
-        if (used >= 8u << 20) {
-            char m[120];
-            snprintf(m, sizeof m, "toml_memory_used = %zu bytes for a %zu-byte input", used, n);
-            unit_fail(__FILE__, __LINE__, m);
-        }
+        CHECK_MSG(used < 8u << 20, "toml_memory_used = %zu bytes for a %zu-byte input", used, n);
     }
     toml_free(d);
     free(text);

@@ -15,20 +15,6 @@
 #define UNIT_DUMP_BEFORE 32
 #define UNIT_DUMP_AFTER 96
 
-/* Tests whose helpers (test_config.c's expect_fail, test_toml.c's
- * expect_error) report failures with unit_fail() but count nothing when
- * they pass, so they ran "no check" by this harness's count. Those files
- * are being edited elsewhere; until their helpers call unit_check() (or
- * CHECK_MSG), these four pass with a notice instead of failing. The runner
- * says when an entry is no longer needed, so the list cannot go stale
- * unseen. Do not add to it: new helpers count their checks. */
-static const char *const legacy_uncounted[] = {
-    "config_duplicates_unknowns_types",
-    "config_ranges",
-    "config_not_implemented",
-    "toml_errors_with_lines",
-};
-
 static struct { const char *name; unit_fn fn; } tests[UNIT_MAX_TESTS];
 static size_t test_count;
 static int current_failures;
@@ -171,14 +157,6 @@ size_t unit_unhex(const char *hex, unsigned char *out, size_t cap)
     return n;
 }
 
-static int is_legacy_uncounted(const char *name)
-{
-    for (size_t i = 0; i < sizeof legacy_uncounted / sizeof legacy_uncounted[0]; i++)
-        if (strcmp(legacy_uncounted[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Judges one test that has run; returns 1 when it passed. */
 static int judge(const char *name)
 {
@@ -186,16 +164,11 @@ static int judge(const char *name)
         printf("FAIL %s\n", name);
         return 0;
     }
-    if (current_checks == 0 && !is_legacy_uncounted(name)) {
+    if (current_checks == 0) {
         printf("FAIL %s (ran no check)\n", name);
         return 0;
     }
-    if (current_checks == 0)
-        printf("ok   %s (no counted check: its helpers must call unit_check)\n", name);
-    else if (is_legacy_uncounted(name))
-        printf("ok   %s (counts its checks now: drop it from legacy_uncounted)\n", name);
-    else
-        printf("ok   %s\n", name);
+    printf("ok   %s\n", name);
     return 1;
 }
 
