@@ -81,8 +81,9 @@ class Daemon:
     """One tgfront process with its config, ports and stderr."""
 
     def __init__(self, workdir, secret, dc_addr, backend_addr, bind_host="127.0.0.1",
-                 dc_overrides=None, top=None, tables=None, stats=True):
+                 dc_overrides=None, top=None, tables=None, stats=True, preexec_fn=None):
         self.workdir = workdir
+        self.preexec_fn = preexec_fn   # runs in the child before exec (e.g. setrlimit)
         self.secret = secret
         self.bind_host = bind_host
         self.port = free_port(bind_host)
@@ -134,7 +135,8 @@ class Daemon:
             self.proc = subprocess.Popen([tgfront_bin(), "run", self.config_path,
                                           "--ready-fd", str(theirs.fileno())],
                                          stdin=subprocess.DEVNULL, stdout=self._errf,
-                                         stderr=self._errf, pass_fds=(theirs.fileno(),))
+                                         stderr=self._errf, pass_fds=(theirs.fileno(),),
+                                         preexec_fn=self.preexec_fn)
             theirs.close()
             ours.settimeout(timeout)
             try:
