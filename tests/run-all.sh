@@ -57,6 +57,7 @@ suite unit ./build.sh unit
 suite unit-asan ./build.sh asan
 suite integration integration "$ROOT/out/musl/tgfront"
 suite integration-asan integration "$ROOT/out/asan/tgfront"
+suite probes sh tests/probes/run.sh
 suite interop sh tests/interop/run.sh
 suite fuzz fuzz_smoke
 suite image sh ci/smoke.sh

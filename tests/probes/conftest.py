@@ -15,6 +15,7 @@ import runner  # noqa: E402
 import stack  # noqa: E402
 
 _STATE = {}
+REPORT = os.environ.get("PROBE_REPORT", os.path.join(stack.ROOT, "out", "test-logs", "probes-report.txt"))
 
 
 def selected():
@@ -34,6 +35,9 @@ def probe_results():
         results = runner.run(st, probes.catalog(), targets, selected())
         runner.judge(results, ALLOW)
         _STATE["results"] = results
+        os.makedirs(os.path.dirname(REPORT), exist_ok=True)
+        with open(REPORT, "w") as f:
+            f.write(runner.table(results) + "\n\n" + runner.report(results, st))
         _STATE["tgfront_alive"] = st.tgfront.p.poll() is None
         yield {r.probe.name: r for r in results}
     finally:
@@ -47,3 +51,5 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.write_sep("=", "probe table (reference: stock Caddy; tgfront: the same site fronted)")
     terminalreporter.write_line(runner.table(results))
+    terminalreporter.write_line("tolerance: times agree within max(%d ms, %d %%); full report: %s" % (
+        runner.observe.TIME_ABS * 1000, runner.observe.TIME_REL * 100, REPORT))

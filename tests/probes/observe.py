@@ -114,10 +114,11 @@ class Conn:
         self.sent += len(data)
         return True
 
-    def drip(self, data, gap):
-        """One byte per write, reading in between, until the site refuses."""
+    def drip(self, data, gap, until):
+        """One byte per write, reading in between, until the site refuses or
+        `until` seconds after connect."""
         for i in range(len(data)):
-            if not self.send(data[i:i + 1]):
+            if self.now() >= until or not self.send(data[i:i + 1]):
                 return False
             self.pump(gap)
         return True
@@ -184,6 +185,7 @@ class Obs:
         self.faketls = False     # the answer authenticates as a FakeTLS ServerHello
         self.lport = None        # the client's port (the site logs it)
         self.duration = None     # bulk transfers
+        self.keepalive = None    # the server's TCP timer (keep-alive probes)
 
     def summary(self):
         if self.parts:
@@ -199,6 +201,12 @@ class Obs:
             s += " after-FIN:%s" % self.after_fin
         if self.faketls:
             s += " FAKETLS"
+        if self.keepalive is not None and self.keepalive[0]:
+            s += " timer %s %s" % (self.keepalive[0], self.keepalive[1])
+        if "note" in self.extra:
+            s = self.extra["note"]
+        if self.duration is not None:
+            s += " in %.2fs" % self.duration
         return s
 
 

@@ -65,7 +65,7 @@ def script(target, steps, watch=QUICK, then=None):
                     break
             elif op == "drip":
                 data, gap = arg
-                if not c.drip(data, gap):
+                if not c.drip(data, gap, watch):
                     break
             elif op == "sleep":
                 c.pump(arg)
@@ -297,6 +297,70 @@ def big_hello(st):
     return tgclient.fragment_hello(record, [16000])
 
 
+def corrupt_in_session(t, ctx):
+    """Inside an established session, a record that fails authentication
+    followed by 64 KiB: the site alerts and closes with unread data (RST).
+    Whether a relay passes the alert on before the RST depends on timing,
+    so it is tried on several connections, as a prober would."""
+    return Obs(b"", None, None, None, parts=[_corrupt_once(t) for _ in range(10)])
+
+
+def _corrupt_once(t):
+    c = Conn(t.port)
+    try:
+        s = TLSSession(c, tls_ctx(t.stack), DOMAIN)
+        s.handshake()
+        s.write(request(b"/"))
+        head, body = s.read_http_response()
+        c.send(b"\x17\x03\x03\x00\x40" + rnd("bad", 64) + rnd("more", 65536))
+        c.watch(c.now() + QUICK)
+        return c.obs(response=(head, len(body)))
+    finally:
+        c.close()
+
+
+def server_keepalive(port, lport):
+    """The TCP keep-alive timer on the server's end of our connection, as
+    `ss` shows it: (kind, seconds left), kind None when no timer runs. A
+    prober sees the keep-alive segments this timer sends."""
+    import re
+    import subprocess
+    out = subprocess.run(["ss", "-tnoH", "state", "established",
+                          "( sport = :%d and dport = :%d )" % (port, lport)],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"timer:\((\w+),(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?,(\d+)\)", out)
+    if not m:
+        return (None, None) if out.strip() else ("no socket", None)
+    left = int(m.group(2) or 0) * 60 + int(m.group(3) or 0) + int(m.group(4) or 0) / 1000.0
+    return (m.group(1), left)
+
+
+def keepalive(with_hello):
+    def fn(t, ctx):
+        c = Conn(t.port)
+        try:
+            if with_hello:
+                c.send(ctx["hello"])
+            c.pump(1.0)
+            o = c.obs()
+            o.keepalive = server_keepalive(t.port, c.lport)
+            return o
+        finally:
+            c.close()
+    return fn
+
+
+KEEPALIVE_SLACK = 2.0   # seconds; ss rounds and the probe takes a moment
+
+
+def judge_keepalive(ref, got):
+    diffs = observe.compare(ref, got)
+    (ka, la), (kb, lb) = ref.keepalive, got.keepalive
+    if ka != kb or (la is not None and abs(la - lb) > KEEPALIVE_SLACK):
+        diffs.append("server's TCP timer %s %s vs %s %s (s left)" % (ka, la, kb, lb))
+    return diffs
+
+
 # ------------------------------------------------------------------ bulk
 
 BULK_CHUNK = 1 << 20
@@ -373,6 +437,7 @@ def valid_client(t, ctx):
     serve_valid(t.stack, rec)
     o = Obs(b"", None, None, None)
     o.faketls = True
+    o.extra["note"] = "FakeTLS answer verified, obfuscated2 echo through the fake DC"
     return o
 
 
@@ -441,6 +506,11 @@ def catalog():
         lambda t, ctx: script(t, [("drip", (ctx["hello"], 0.15))], LONG),
         prepare=prep, group="long")
 
+    add("TCP keep-alive of a silent connection", keepalive(False), judge=judge_keepalive)
+    prep, _ = hello_probe(lambda st: hello())
+    add("TCP keep-alive after the site's flight", keepalive(True), prepare=prep,
+        judge=judge_keepalive)
+
     prep, _ = hello_probe(lambda st: hello())
     add("half-close from client after hello",
         lambda t, ctx: script(t, [("send", ctx["hello"]), ("shut_wr", None)]), prepare=prep)
@@ -449,6 +519,7 @@ def catalog():
     add("RST from client after the site's flight",
         lambda t, ctx: script(t, [("send", ctx["hello"]), ("rst_after_first", None)]), prepare=prep)
     add("RST from client inside a session", browser("rst"))
+    add("bad record inside a session (site alerts, resets)", corrupt_in_session)
 
     add("100 MB download (file_server)", download, group="bulk", judge=judge_bulk)
     add("100 MB upload (POST, discarded)", upload, group="bulk", judge=judge_bulk)

@@ -188,3 +188,40 @@ def summary(o):
     if "error" in o.extra:
         return "error: " + o.extra["error"]
     return o.summary()
+
+
+def _detail(o, indent="    "):
+    if o is None:
+        return [indent + "-"]
+    lines = [indent + o.summary()]
+    if o.parts:
+        for i, p in enumerate(o.parts):
+            lines.append(indent + "conn %d:" % i)
+            lines += _detail(p, indent + "  ")
+        return lines
+    if o.t_first is not None:
+        lines.append(indent + "first byte %.3fs" % o.t_first)
+    for k, v in sorted(o.extra.items()):
+        lines.append(indent + "%s: %r" % (k, v))
+    return lines
+
+
+def report(results, st):
+    """Everything observed, for whoever has to fix a difference."""
+    out = ["tolerance: times agree within max(%d ms, %d %%); ECDSA signature record +-%d B; "
+           "bulk duration: slower by at most max(%.1f s, %d %%)" % (
+               observe.TIME_ABS * 1000, observe.TIME_REL * 100, observe.SIG_SLACK,
+               probes.BULK_ABS, probes.BULK_REL * 100),
+           "logs: %s" % st.dir, ""]
+    for r in results:
+        out.append("%s: %s" % (r.probe.name, r.verdict))
+        for d in r.diffs:
+            out.append("  DIFF " + d)
+        for d, why in r.allowed:
+            out.append("  allowed: %s (%s)" % (d, why))
+        if not r.probe.tg_only:
+            out.append("  caddy:")
+            out += _detail(r.ref)
+        out.append("  tgfront:")
+        out += _detail(r.got)
+    return "\n".join(out) + "\n"
