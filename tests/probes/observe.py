@@ -54,6 +54,7 @@ class Conn:
         self.t_end = None
         self.after_fin = None    # what a send after the site's FIN got
         self.sent = 0
+        self.sent_at_end = None  # bytes sent when the end was seen
         self.send_error = None
         self.closed = False
 
@@ -71,6 +72,7 @@ class Conn:
         if self.end is None:
             self.end = how
             self.t_end = self.now()
+            self.sent_at_end = self.sent
 
     def read_some(self, timeout):
         """Waits up to timeout for bytes; returns them (b"" when none came or
@@ -164,6 +166,8 @@ class Conn:
     def obs(self, **extra):
         o = Obs(bytes(self.data), self.end, self.t_first, self.t_end, self.sent,
                 self.send_error, self.after_fin, total=self.total)
+        if self.send_error and self.sent_at_end is not None:
+            o.taken_after_end = self.sent - self.sent_at_end
         o.extra.update(extra)
         o.lport = self.lport
         return o
@@ -186,6 +190,10 @@ class Obs:
         self.lport = None        # the client's port (the site logs it)
         self.duration = None     # bulk transfers
         self.keepalive = None    # the server's TCP timer (keep-alive probes)
+        # Bytes the site still took after its FIN/RST reached us, until a
+        # send failed: a closed socket takes one more (and answers it with a
+        # RST); a relay that notices the RST late takes more.
+        self.taken_after_end = None
 
     def summary(self):
         if self.parts:
@@ -196,7 +204,10 @@ class Obs:
         elif self.t_first is not None:
             s += " (1st@%.3fs)" % self.t_first
         if self.send_error:
-            s += " sent=%d(%s)" % (self.sent, self.send_error)
+            s += " sent=%d(%s" % (self.sent, self.send_error)
+            if self.taken_after_end is not None:
+                s += ", %d after %s" % (self.taken_after_end, self.end)
+            s += ")"
         if self.after_fin:
             s += " after-FIN:%s" % self.after_fin
         if self.faketls:
@@ -378,9 +389,11 @@ def compare(ref, got):
         diffs.append("closed at %.3fs vs %.3fs" % (ref.t_end, got.t_end))
     if (ref.t_first is None) != (got.t_first is None) or not times_agree(ref.t_first, got.t_first):
         diffs.append("first byte at %s vs %s" % (fmt_t(ref.t_first), fmt_t(got.t_first)))
-    if (ref.sent, ref.send_error) != (got.sent, got.send_error) and (ref.send_error or got.send_error):
-        diffs.append("site took %d bytes (%s) vs %d (%s)" % (
-            ref.sent, ref.send_error, got.sent, got.send_error))
+    # How many bytes went out in total follows from the close time (compared
+    # above); what the site still accepts after closing does not.
+    if ref.send_error != got.send_error or ref.taken_after_end != got.taken_after_end:
+        diffs.append("after the end the site took %s B (%s) vs %s B (%s)" % (
+            ref.taken_after_end, ref.send_error, got.taken_after_end, got.send_error))
     if ref.after_fin != got.after_fin:
         diffs.append("after FIN: %s vs %s" % (ref.after_fin, got.after_fin))
     for k in sorted(set(ref.extra) | set(got.extra)):

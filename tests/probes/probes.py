@@ -417,7 +417,7 @@ def upload(t, ctx):
 # network the link is the bottleneck and a prober cannot separate the two),
 # so their duration is compared with this looser bound: max(BULK_ABS,
 # BULK_REL * the reference's duration) slower at most.
-BULK_ABS = 1.5
+BULK_ABS = 1.0
 BULK_REL = 1.0
 
 
