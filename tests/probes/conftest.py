@@ -27,7 +27,7 @@ NULL = os.environ.get("PROBE_NULL") == "1"
 def selected():
     """PROBES=substring[,substring] runs only matching probes (debugging)."""
     want = [w for w in os.environ.get("PROBES", "").split(",") if w]
-    return lambda p: (not want or any(w in p.name for w in want)) and not (NULL and p.tg_only)
+    return lambda p: (not want or any(w in p.name for w in want)) and not (NULL and p.needs_tgfront)
 
 
 @pytest.fixture(scope="session")

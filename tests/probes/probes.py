@@ -43,8 +43,11 @@ class Target:
 
 
 class Probe:
-    def __init__(self, name, fn, group="quick", prepare=None, judge=None, tg_only=False):
+    def __init__(self, name, fn, group="quick", prepare=None, judge=None, tg_only=False,
+                 needs_tgfront=False):
         self.name = name
+        # the verdict needs tgfront's own answer (skipped by PROBE_NULL)
+        self.needs_tgfront = needs_tgfront or tg_only
         self.fn = fn
         self.group = group        # quick / long (parallel) / bulk (alone)
         self.prepare = prepare
@@ -253,6 +256,35 @@ def browser(after, tls_max=None, close=False):
     return fn
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def browser_h2(t, ctx):
+    """A browser offering h2 first: ALPN h2, the connection preface and an
+    empty SETTINGS frame; the site's own SETTINGS frames come back."""
+    c = Conn(t.port)
+    try:
+        cx = ssl.create_default_context(cafile=t.stack.ca_path)
+        cx.set_alpn_protocols(["h2", "http/1.1"])
+        s = TLSSession(c, cx, DOMAIN)
+        s.handshake()
+        alpn = s.obj.selected_alpn_protocol()
+        s.write(H2_PREFACE)
+        got = bytearray()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.read(timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return c.obs(alpn=alpn, h2=bytes(got).hex())
+    finally:
+        c.close()
+
+
 def tls12_hello(sni=DOMAIN):
     """A ClientHello offering only TLS 1.2 (no supported_versions, no
     key_share), ECDHE suites as an older browser sends."""
@@ -452,6 +484,7 @@ def catalog():
     add("valid FakeTLS client (tgfront only)", valid_client, tg_only=True)
     add("browser: TLS 1.3, GET /", browser("keep"))
     add("browser: TLS 1.2, GET /", browser("keep", tls_max=ssl.TLSVersion.TLSv1_2))
+    add("browser: TLS 1.3, h2 preface", browser_h2)
 
     for name, make in [
         ("hello: wrong secret", lambda st: hello()),
@@ -473,7 +506,8 @@ def catalog():
         add(kind + ": 2 s later", replay_fn(1), prepare=replay_prepare(restamped, 2.0))
         add(kind + ": two at once", replay_fn(2), prepare=replay_prepare(restamped, 0))
     add("fresh valid hello on two connections at once", lambda t, ctx: at_once(t, ctx["hello"], 2),
-        prepare=lambda st: {"hello": hello(secret_key(st))}, judge=judge_one_served)
+        prepare=lambda st: {"hello": hello(secret_key(st))}, judge=judge_one_served,
+        needs_tgfront=True)
 
     for n in (5, 64, 517, 1500, 16500, 65536):
         add("random %d B, one write" % n, sender(rnd("r%d" % n, n)))
