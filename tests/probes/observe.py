@@ -392,8 +392,8 @@ def compare(ref, got):
     # How many bytes went out in total follows from the close time (compared
     # above); what the site still accepts after closing does not.
     if ref.send_error != got.send_error or ref.taken_after_end != got.taken_after_end:
-        diffs.append("after the end the site took %s B (%s) vs %s B (%s)" % (
-            ref.taken_after_end, ref.send_error, got.taken_after_end, got.send_error))
+        diffs.append("after its %s the site took %s vs %s" % (
+            ref.end or got.end or "end", _taken(ref), _taken(got)))
     if ref.after_fin != got.after_fin:
         diffs.append("after FIN: %s vs %s" % (ref.after_fin, got.after_fin))
     for k in sorted(set(ref.extra) | set(got.extra)):
@@ -401,6 +401,14 @@ def compare(ref, got):
         if a != b:
             diffs.append("%s: %s vs %s" % (k, short(a), short(b)))
     return diffs
+
+
+def _taken(o):
+    if o.send_error is None:
+        return "every byte (%d sent, no send failed)" % o.sent
+    if o.taken_after_end is None:
+        return "%d B, then %s" % (o.sent, o.send_error)
+    return "%d more B, then %s" % (o.taken_after_end, o.send_error)
 
 
 def fmt_t(t):
