@@ -13,6 +13,7 @@ import select
 import socket
 import ssl
 import struct
+import threading
 import time
 
 # Timing tolerance: two times agree when they differ by at most
@@ -32,6 +33,20 @@ SIG_SLACK = 4
 
 RAW_KEEP = 1 << 20   # raw bytes kept per connection (bulk transfers count the rest)
 
+# Every connection comes from its own loopback address (127.1.0.1, 127.1.0.2,
+# ...), so what the site logs "from ADDR:PORT" belongs to exactly one
+# connection even when the kernel reuses a source port; through tgfront the
+# address reaches Caddy in the PROXY header.
+_next_src = [0]
+_src_lock = threading.Lock()
+
+
+def next_source():
+    with _src_lock:
+        _next_src[0] += 1
+        n = _next_src[0]
+    return "127.%d.%d.%d" % (1 + (n >> 16) % 254, (n >> 8) & 255, 1 + (n & 255) % 254)
+
 
 def times_agree(a, b):
     if a is None or b is None:
@@ -42,11 +57,13 @@ def times_agree(a, b):
 class Conn:
     def __init__(self, port, host="127.0.0.1", nodelay=True):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((next_source(), 0))
         if nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.connect((host, port))
         self.t0 = time.monotonic()
-        self.lport = self.sock.getsockname()[1]
+        self.laddr = self.sock.getsockname()[:2]
+        self.lport = self.laddr[1]
         self.data = bytearray()
         self.total = 0
         self.t_first = None
@@ -169,7 +186,7 @@ class Conn:
         if self.send_error and self.sent_at_end is not None:
             o.taken_after_end = self.sent - self.sent_at_end
         o.extra.update(extra)
-        o.lport = self.lport
+        o.laddr = self.laddr
         return o
 
 
@@ -187,7 +204,7 @@ class Obs:
         self.extra = {}          # compared exactly (decrypted HTTP, site's log...)
         self.parts = parts or []  # sub-observations (several connections)
         self.faketls = False     # the answer authenticates as a FakeTLS ServerHello
-        self.lport = None        # the client's port (the site logs it)
+        self.laddr = None        # the client's (address, port): the site logs it
         self.duration = None     # bulk transfers
         self.keepalive = None    # the server's TCP timer (keep-alive probes)
         # Bytes the site still took after its FIN/RST reached us, until a

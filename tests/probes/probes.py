@@ -351,14 +351,14 @@ def _corrupt_once(t):
         c.close()
 
 
-def server_keepalive(port, lport):
+def server_keepalive(port, laddr):
     """The TCP keep-alive timer on the server's end of our connection, as
     `ss` shows it: (kind, seconds left), kind None when no timer runs. A
     prober sees the keep-alive segments this timer sends."""
     import re
     import subprocess
     out = subprocess.run(["ss", "-tnoH", "state", "established",
-                          "( sport = :%d and dport = :%d )" % (port, lport)],
+                          "( sport = :%d and dst %s:%d )" % (port, laddr[0], laddr[1])],
                          capture_output=True, text=True).stdout
     m = re.search(r"timer:\((\w+),(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?,(\d+)\)", out)
     if not m:
@@ -375,7 +375,7 @@ def keepalive(with_hello):
                 c.send(ctx["hello"])
             c.pump(1.0)
             o = c.obs()
-            o.keepalive = server_keepalive(t.port, c.lport)
+            o.keepalive = server_keepalive(t.port, c.laddr)
             return o
         finally:
             c.close()

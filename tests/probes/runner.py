@@ -58,8 +58,8 @@ def _start_pair(probe, targets, st):
 
 
 def site_messages(log_path):
-    """client port -> what Caddy's Go http server logged for it (handshake
-    errors and the like), addresses removed."""
+    """(client address, port) -> what Caddy's Go http server logged for it
+    (handshake errors and the like), addresses removed."""
     msgs = {}
     try:
         with open(log_path, errors="replace") as f:
@@ -70,11 +70,11 @@ def site_messages(log_path):
                     continue
                 if j.get("logger") != "http.stdlib":
                     continue
-                m = re.search(r"from 127\.0\.0\.1:(\d+): (.*)$", j.get("msg", ""))
+                m = re.search(r"from ([\d.]+):(\d+): (.*)$", j.get("msg", ""))
                 if not m:
                     continue
-                text = re.sub(r"(read|write) tcp \S+->\S+: ", "", m.group(2))
-                msgs.setdefault(int(m.group(1)), []).append(text)
+                text = re.sub(r"(read|write) tcp \S+->\S+: ", "", m.group(3))
+                msgs.setdefault((m.group(1), int(m.group(2))), []).append(text)
     except OSError:
         pass
     return msgs
@@ -83,8 +83,8 @@ def site_messages(log_path):
 def _attach_logs(o, msgs):
     for p in o.parts:
         _attach_logs(p, msgs)
-    if o.lport is not None:
-        o.extra["site log"] = msgs.get(o.lport, [])
+    if o.laddr is not None:
+        o.extra["site log"] = msgs.get(tuple(o.laddr), [])
 
 
 def run(st, catalog, targets, only=None):
