@@ -259,28 +259,54 @@ def browser(after, tls_max=None, close=False):
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
+def h2_frames(buf):
+    """[(type, flags, stream, payload)] of the complete frames in buf."""
+    out = []
+    i = 0
+    while i + 9 <= len(buf):
+        ln = int.from_bytes(buf[i:i + 3], "big")
+        if i + 9 + ln > len(buf):
+            break
+        out.append((buf[i + 3], buf[i + 4], int.from_bytes(buf[i + 5:i + 9], "big") & 0x7FFFFFFF,
+                    bytes(buf[i + 9:i + 9 + ln]).hex()))
+        i += 9 + ln
+    return out
+
+
 def browser_h2(t, ctx):
-    """A browser offering h2 first: ALPN h2, the connection preface and an
-    empty SETTINGS frame; the site's own SETTINGS frames come back."""
+    """A browser offering h2 first: ALPN h2; once the site's SETTINGS and
+    WINDOW_UPDATE are in, the connection preface with an empty SETTINGS, and
+    the site's SETTINGS ACK. The frames are compared decrypted; how Go's
+    writer goroutine groups them into records depends on scheduling (it
+    differs between two connections to the same Caddy), so the records
+    compared are those of the handshake flight."""
     c = Conn(t.port)
     try:
         cx = ssl.create_default_context(cafile=t.stack.ca_path)
         cx.set_alpn_protocols(["h2", "http/1.1"])
         s = TLSSession(c, cx, DOMAIN)
         s.handshake()
+        flight = bytes(c.data[:s.flight_len])
         alpn = s.obj.selected_alpn_protocol()
-        s.write(H2_PREFACE)
         got = bytearray()
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.read(timeout=max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        return c.obs(alpn=alpn, h2=bytes(got).hex())
+
+        def read_until(pred, limit=2.0):
+            deadline = time.monotonic() + limit
+            while not pred(h2_frames(got)) and time.monotonic() < deadline:
+                try:
+                    chunk = s.read(timeout=max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    return
+                if not chunk:
+                    return
+                got.extend(chunk)
+        read_until(lambda fr: {4, 8} <= {f[0] for f in fr})
+        s.write(H2_PREFACE)
+        read_until(lambda fr: any(f[0] == 4 and f[1] & 1 for f in fr))
+        o = c.obs(alpn=alpn, h2=h2_frames(got))
+        o.data = flight
+        o.total = len(flight)
+        return o
     finally:
         c.close()
 
