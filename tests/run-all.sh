@@ -58,6 +58,7 @@ suite unit-asan ./build.sh asan
 suite integration integration "$ROOT/out/musl/tgfront"
 suite integration-asan integration "$ROOT/out/asan/tgfront"
 suite stress sh tests/stress/run.sh
+suite probes sh tests/probes/run.sh
 suite interop sh tests/interop/run.sh
 suite fuzz fuzz_smoke
 suite image sh ci/smoke.sh
