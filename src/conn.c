@@ -42,6 +42,14 @@ typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
 #define SH_APPDATA_MIN 2500
 #define SH_APPDATA_SPREAD 2200
 
+/* After our PROXY header, the client's first bytes wait this long, so the
+ * site reads the header on its own, as from a load balancer that opened the
+ * connection ahead of the client's data. Caddy's proxy_protocol wrapper
+ * reads the header through a small buffer: taken together with the first
+ * bytes, it leaves some of them unread when the site rejects them, and the
+ * site's close becomes a RST where a stock server sends a FIN. */
+#define FRONT_SETTLE_MS 3
+
 /* Headroom kept in front of the hello bytes, so the obfuscated2 frame toward
  * the DC can be written in place in front of the client's early payload. */
 #define CONN_HS_HEADROOM 64
@@ -76,6 +84,7 @@ struct conn {
 
     uint8_t hdr[PROXYPROTO_V2_TCP6_LEN];   /* our PROXY header, still to write */
     size_t hdr_off, hdr_len;
+    uint64_t hdr_done_ms;        /* when the header was written; 0 = not yet */
 
     uint8_t *hs;                 /* hello bytes at hs[hs_start..hs_len) */
     size_t hs_start, hs_len;
@@ -176,6 +185,8 @@ void conn_close(conn *c, close_reason reason)
     c->env->on_closed(c->env->owner, c);
 }
 
+static void close_reset(conn *c, int client_reset);
+
 /* A relay status from relay.c, mapped to what the connection does. from_client:
  * the flow was client -> peer. */
 static void on_relay_status(conn *c, relay_status st, int from_client)
@@ -187,10 +198,10 @@ static void on_relay_status(conn *c, relay_status st, int from_client)
         c->mem_wait = 1;   /* stop reading; conn_tick retries */
         return;
     case RELAY_SRC_ERROR:
-        conn_close(c, from_client ? CLOSE_CLIENT_RESET : CLOSE_PEER_RESET);
+        close_reset(c, from_client);
         return;
     case RELAY_DST_ERROR:
-        conn_close(c, from_client ? CLOSE_PEER_RESET : CLOSE_CLIENT_RESET);
+        close_reset(c, !from_client);
         return;
     case RELAY_BAD_RECORD:
         conn_close(c, CLOSE_BAD_RECORD);
@@ -209,9 +220,16 @@ static void close_if_done(conn *c)
         conn_close(c, CLOSE_DONE);
 }
 
+/* The header is out but the site may not have read it yet. */
+static int settling(const conn *c)
+{
+    return c->hdr_done_ms && now_ms(c) < c->hdr_done_ms + FRONT_SETTLE_MS;
+}
+
+/* Client bytes may go to the peer: connected, header out and read. */
 static int peer_ready(const conn *c)
 {
-    return c->pw.fd >= 0 && !c->peer_connecting && c->hdr_off == c->hdr_len;
+    return c->pw.fd >= 0 && !c->peer_connecting && c->hdr_off == c->hdr_len && !settling(c);
 }
 
 static uint32_t client_mask(const conn *c)
@@ -255,7 +273,7 @@ static uint32_t peer_mask(const conn *c)
     case CS_FRONT_RELAY:
         if (!c->down.len && !c->down.eof && !c->mem_wait)
             m = LOOP_IN;
-        if (c->up.len)
+        if (c->up.len && !settling(c))
             m |= LOOP_OUT;
         break;
     default:
@@ -361,9 +379,29 @@ static void flush_to_front(conn *c)
             return;
         }
         c->hdr_off += (size_t)n;
+        if (c->hdr_off == c->hdr_len)
+            c->hdr_done_ms = now_ms(c);
     }
-    if (c->fronted)
-        on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
+    if (!c->fronted)
+        return;
+    if (settling(c)) {
+        c->env->wake_at(c->env->owner, c, c->hdr_done_ms + FRONT_SETTLE_MS);
+        return;
+    }
+    on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
+}
+
+void conn_wake(conn *c, uint64_t now)
+{
+    (void)now;
+    if (closed(c))
+        return;
+    if (c->fronted && c->peer == PEER_FRONT && !c->peer_connecting)
+        flush_to_front(c);
+    if (closed(c))
+        return;
+    close_if_done(c);
+    update_interest(c);
 }
 
 static void front_connect_done(conn *c, int err)
@@ -404,8 +442,8 @@ static void start_fronting(conn *c)
         conn_close(c, CLOSE_FRONT_UNREACHABLE);
         return;
     }
-    if (peer_ready(c))
-        flush_to_front(c);
+    if (c->pw.fd >= 0 && !c->peer_connecting && c->hdr_off == c->hdr_len)
+        flush_to_front(c);   /* at once, or once the header has settled */
 }
 
 /* ---------- Telegram path ---------- */
@@ -787,11 +825,41 @@ static void pump_down(conn *c)
 
 /* An error or hangup on a socket we are not reading: a reset must reach
  * the other side now, not at our next write. */
+/* One side reset. What it sent before the reset may still be queued in our
+ * socket, or held in its flow: pass that on first, as far as the other side
+ * takes it at once, so the reset arrives after those bytes, as it would
+ * without us (a site's alert before its RST, a client's last request). */
+static void salvage(conn *c, int client_side)
+{
+    if (!relaying(c) || !peer_ready(c))
+        return;
+    relay_flow *f = client_side ? &c->up : &c->down;
+    int src = client_side ? c->cw.fd : c->pw.fd;
+    int dst = client_side ? c->pw.fd : c->cw.fd;
+    relay_xform x = client_side ? up_xform(c) : down_xform(c);
+    /* A reset follows, not a FIN: the flow must not shut the other side. */
+    f->shut = 1;
+    for (int i = 0; i < 64 && !f->eof; i++) {
+        uint64_t before = f->read_bytes;
+        if (relay_pump(f, src, dst, &x, conn_pool(c)) != RELAY_OK || f->len ||
+            f->read_bytes == before)
+            return;
+    }
+}
+
+static void close_reset(conn *c, int client_reset)
+{
+    salvage(c, client_reset);
+    conn_close(c, client_reset ? CLOSE_CLIENT_RESET : CLOSE_PEER_RESET);
+}
+
+/* An error or hangup on a socket we are not reading: a reset must reach
+ * the other side now, not at our next write. */
 static void pass_reset(conn *c, loop_watch *w, int client_side)
 {
     int err = net_connect_error(w->fd);
     if (err) {
-        conn_close(c, client_side ? CLOSE_CLIENT_RESET : CLOSE_PEER_RESET);
+        close_reset(c, client_side);
         return;
     }
     /* Both directions of this socket are over: nothing more to hear. */
@@ -850,7 +918,7 @@ static void on_peer(loop_watch *w, uint32_t ev)
                 pump_down(c);
         }
     } else {
-        if ((ev & (LOOP_OUT | LOOP_ERR | LOOP_HUP)) && c->up.len)
+        if ((ev & (LOOP_OUT | LOOP_ERR | LOOP_HUP)) && c->up.len && !settling(c))
             on_relay_status(c, relay_flush(&c->up, c->pw.fd, conn_pool(c)), 1);
         if (!closed(c) && (ev & (LOOP_IN | LOOP_ERR | LOOP_HUP)) && wanted_in && relaying(c))
             pump_down(c);

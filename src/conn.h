@@ -21,6 +21,7 @@
 #define TGF_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "close_reason.h"
@@ -42,6 +43,9 @@ typedef struct conn_env {
     size_t front_count;
     /* The connection was fronted: it no longer counts as a Telegram client. */
     void (*on_fronted)(void *owner, conn *c);
+    /* The connection wants conn_wake at (or soon after) at_ms: a wait
+     * shorter than a tick. */
+    void (*wake_at)(void *owner, conn *c, uint64_t at_ms);
     /* The connection has closed: its descriptors and blocks are released.
      * Free its memory after the current event batch. */
     void (*on_closed)(void *owner, conn *c);
@@ -60,6 +64,9 @@ conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *
 
 /* Timers and retries after memory ran out: call on every tick. */
 void conn_tick(conn *c, uint64_t now_ms);
+
+/* The time asked for with env->wake_at has come. */
+void conn_wake(conn *c, uint64_t now_ms);
 
 /* Closes with reason (idempotent; the first reason sticks). */
 void conn_close(conn *c, close_reason reason);

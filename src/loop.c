@@ -102,12 +102,21 @@ void loop_watch_remove(loop *l, loop_watch *w)
 
 void loop_stop(loop *l) { l->stop = 1; }
 
+void loop_wake_at(loop *l, uint64_t at_ms)
+{
+    if (!l->wake_at_ms || at_ms < l->wake_at_ms)
+        l->wake_at_ms = at_ms ? at_ms : 1;
+}
+
 int loop_run(loop *l)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
     while (!l->stop) {
         l->now_ms = loop_monotonic_ms();
-        int timeout = l->next_tick_ms > l->now_ms ? (int)(l->next_tick_ms - l->now_ms) : 0;
+        uint64_t until = l->next_tick_ms;
+        if (l->wake_at_ms && l->wake_at_ms < until)
+            until = l->wake_at_ms;
+        int timeout = until > l->now_ms ? (int)(until - l->now_ms) : 0;
         int n = epoll_wait(l->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -126,6 +135,11 @@ int loop_run(loop *l)
             l->next_tick_ms = l->now_ms + l->tick_ms;
             if (l->on_tick)
                 l->on_tick(l, l->ctx);
+        }
+        if (l->wake_at_ms && l->now_ms >= l->wake_at_ms) {
+            l->wake_at_ms = 0;
+            if (l->on_wake)
+                l->on_wake(l, l->ctx);
         }
         if (l->after_batch)
             l->after_batch(l, l->ctx);

@@ -33,6 +33,8 @@ typedef void (*loop_signal_fn)(loop *l, int signo, void *ctx);
 /* Runs after every event batch: the place where closed objects are freed, so
  * none is freed while a later event of the same batch still points at it. */
 typedef void (*loop_after_batch_fn)(loop *l, void *ctx);
+/* Runs once the time asked for with loop_wake_at has come. */
+typedef void (*loop_wake_fn)(loop *l, void *ctx);
 
 struct loop {
     int epfd;
@@ -42,7 +44,9 @@ struct loop {
     uint64_t now_ms;          /* monotonic clock, updated after each wait */
     uint32_t tick_ms;
     uint64_t next_tick_ms;
+    uint64_t wake_at_ms;      /* 0 = no early wake asked for */
     loop_tick_fn on_tick;
+    loop_wake_fn on_wake;
     loop_signal_fn on_signal;
     loop_after_batch_fn after_batch;
     void *ctx;
@@ -63,6 +67,9 @@ void loop_watch_remove(loop *l, loop_watch *w);
 
 /* Runs until loop_stop. Returns 0, or -1 if epoll_wait fails hard. */
 int loop_run(loop *l);
+/* Asks for on_wake at (or soon after) at_ms, before the next tick if that
+ * is earlier: for the few waits shorter than a tick. */
+void loop_wake_at(loop *l, uint64_t at_ms);
 void loop_stop(loop *l);
 
 uint64_t loop_monotonic_ms(void);

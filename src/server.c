@@ -85,8 +85,10 @@ int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, cha
  * connection's memory is the server's (conn_start builds it in place). */
 typedef struct server_slot {
     struct server_slot *prev, *next;
+    struct server_slot *wake_next;    /* on the wake list */
     server *srv;
     unsigned counted : 1;             /* holds a concurrency slot */
+    unsigned waking : 1;              /* on the wake list */
     _Alignas(max_align_t) unsigned char conn[];
 } server_slot;
 
@@ -123,10 +125,48 @@ static void on_conn_fronted(void *owner, conn *c)
     }
 }
 
+/* Connections waiting less than a tick (loop_wake_at); a short list. */
+static void on_conn_wake_at(void *owner, conn *c, uint64_t at_ms)
+{
+    server *s = owner;
+    server_slot *sl = slot_of(c);
+    if (!sl->waking) {
+        sl->waking = 1;
+        sl->wake_next = s->waking;
+        s->waking = sl;
+    }
+    loop_wake_at(&s->loop, at_ms);
+}
+
+static void unlink_waking(server *s, server_slot *sl)
+{
+    for (server_slot **p = &s->waking; *p; p = &(*p)->wake_next)
+        if (*p == sl) {
+            *p = sl->wake_next;
+            break;
+        }
+    sl->waking = 0;
+}
+
+static void on_wake(loop *l, void *ctx)
+{
+    server *s = ctx;
+    server_slot *list = s->waking;
+    s->waking = NULL;
+    while (list) {
+        server_slot *sl = list;
+        list = sl->wake_next;
+        sl->waking = 0;
+        conn_wake(conn_of(sl), l->now_ms);   /* may ask again */
+    }
+}
+
 static void on_conn_closed(void *owner, conn *c)
 {
     server *s = owner;
     server_slot *sl = slot_of(c);
+    if (sl->waking)
+        unlink_waking(s, sl);
     on_conn_fronted(owner, c);
     s->open_conns--;
     if (sl->prev)
@@ -346,6 +386,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->loop.on_tick = on_tick;
     s->loop.on_signal = on_signal;
     s->loop.after_batch = after_batch;
+    s->loop.on_wake = on_wake;
     s->loop.ctx = s;
 
     char addr[80];
@@ -361,6 +402,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->env = (conn_env){ .loop = &s->loop, .pool = &s->pool, .metrics = &s->metrics,
                          .cfg = cfg, .replay = s->replay, .front_addrs = s->front_addrs,
                          .front_count = s->front_count, .on_fronted = on_conn_fronted,
+                         .wake_at = on_conn_wake_at,
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
 

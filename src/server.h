@@ -41,6 +41,7 @@ typedef struct server {
 
     struct server_slot *active;       /* doubly linked */
     struct server_slot *dead;         /* closed, freed after the event batch */
+    struct server_slot *waking;       /* asked for conn_wake before the next tick */
     size_t inspected;                 /* connections counted by concurrency */
     size_t open_conns;
     size_t conn_cap;                  /* open connections the descriptors carry */

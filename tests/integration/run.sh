@@ -44,7 +44,12 @@ trap cleanup EXIT INT TERM
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 
-[ "$#" -gt 0 ] || set -- "$here"
+# Options alone (-q, -k NAME) still run this suite, not every tests/ folder.
+has_path=0
+for a in "$@"; do
+    case "$a" in -*) ;; *) [ -e "$a" ] && has_path=1 ;; esac
+done
+[ "$has_path" -eq 1 ] || set -- "$@" "$here"
 status=0
 ip netns exec "$ns" env TGFRONT_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 \
     "$python" -m pytest -q -p no:cacheprovider --rootdir "$here" "$@" || status=$?
