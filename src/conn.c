@@ -714,12 +714,13 @@ static int process_proxy_header(conn *c)
     struct sockaddr_storage src, dst;
     size_t used = 0;
     int is_local = 0;
-    proxyproto_result r = proxyproto_parse(c->hs + c->hs_start, c->hs_len - c->hs_start, &used,
-                                           &src, &dst, &is_local);
+    proxyproto_reason why = PROXYPROTO_R_NONE;
+    proxyproto_result r = proxyproto_parse_why(c->hs + c->hs_start, c->hs_len - c->hs_start,
+                                               &used, &src, &dst, &is_local, &why);
     if (r == PROXYPROTO_NEED_MORE)
         return 1;
     if (r == PROXYPROTO_INVALID) {
-        log_info("conn", "invalid PROXY header: %s", proxyproto_result_str(r));
+        log_info("conn", "invalid PROXY header: %s", proxyproto_reason_str(why));
         conn_close(c, CLOSE_PROXY_HEADER);
         return 1;
     }

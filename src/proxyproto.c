@@ -136,31 +136,38 @@ static void set_v6(struct sockaddr_storage *ss, const uint8_t ip[16], const uint
 }
 
 /* Validates the v2 fixed header as far as bytes are present. */
+static proxyproto_result invalid(proxyproto_reason *why, proxyproto_reason r)
+{
+    *why = r;
+    return PROXYPROTO_INVALID;
+}
+
 static proxyproto_result parse_v2(const uint8_t *buf, size_t len, size_t *consumed,
                                   struct sockaddr_storage *src,
-                                  struct sockaddr_storage *dst, int *is_local)
+                                  struct sockaddr_storage *dst, int *is_local,
+                                  proxyproto_reason *why)
 {
     if (len > 12) {
         unsigned cmd = buf[12] & 0x0f;
         if ((buf[12] & 0xf0) != V2_VERSION || (cmd != V2_CMD_LOCAL && cmd != V2_CMD_PROXY))
-            return PROXYPROTO_INVALID;
+            return invalid(why, PROXYPROTO_R_V2_VERSION_COMMAND);
     }
     if (len > 13) {
         /* address family 0..3 (UNSPEC, INET, INET6, UNIX), transport 0..2 */
         if ((buf[13] >> 4) > 3 || (buf[13] & 0x0f) > 2)
-            return PROXYPROTO_INVALID;
+            return invalid(why, PROXYPROTO_R_V2_FAMILY);
     }
     if (len < PROXYPROTO_V2_HDR_LEN)
         return PROXYPROTO_NEED_MORE;
 
     size_t body = (size_t)buf[14] << 8 | buf[15];
     if (body > V2_MAX_BODY)
-        return PROXYPROTO_INVALID;
+        return invalid(why, PROXYPROTO_R_V2_TOO_LONG);
     uint8_t fam = buf[13];
     if ((buf[12] & 0x0f) == V2_CMD_PROXY) {
         /* Check the declared length before waiting for it to arrive. */
         if ((fam == V2_FAM_TCP4 && body < 12) || (fam == V2_FAM_TCP6 && body < 36))
-            return PROXYPROTO_INVALID;
+            return invalid(why, PROXYPROTO_R_V2_SHORT_ADDRESSES);
     }
     if (len < PROXYPROTO_V2_HDR_LEN + body)
         return PROXYPROTO_NEED_MORE;
@@ -185,22 +192,23 @@ static proxyproto_result parse_v2(const uint8_t *buf, size_t len, size_t *consum
 
 /* Finds the v1 line end. Returns OK with *line_len = bytes before CRLF,
  * NEED_MORE, or INVALID (stray CR/LF, control bytes, or no CRLF in 107). */
-static proxyproto_result v1_line(const uint8_t *buf, size_t len, size_t *line_len)
+static proxyproto_result v1_line(const uint8_t *buf, size_t len, size_t *line_len,
+                                 proxyproto_reason *why)
 {
     for (size_t i = V1_SIG_LEN; i < len; i++) {
         uint8_t c = buf[i];
         if (i + 2 > PROXYPROTO_V1_MAX_LEN)
-            return PROXYPROTO_INVALID;   /* no room left for CRLF */
+            return invalid(why, PROXYPROTO_R_V1_TOO_LONG);   /* no room left for CRLF */
         if (c == '\r') {
             if (i + 1 == len)
                 return PROXYPROTO_NEED_MORE;
             if (buf[i + 1] != '\n')
-                return PROXYPROTO_INVALID;
+                return invalid(why, PROXYPROTO_R_V1_BAD_CHAR);
             *line_len = i;
             return PROXYPROTO_OK;
         }
         if (c < 0x20 || c > 0x7e)
-            return PROXYPROTO_INVALID;   /* includes a bare LF */
+            return invalid(why, PROXYPROTO_R_V1_BAD_CHAR);   /* includes a bare LF */
     }
     return PROXYPROTO_NEED_MORE;
 }
@@ -258,10 +266,10 @@ static int v1_addr(int af, const char *t, size_t n, uint8_t out[16])
 
 static proxyproto_result parse_v1(const uint8_t *buf, size_t len, size_t *consumed,
                                   struct sockaddr_storage *src,
-                                  struct sockaddr_storage *dst)
+                                  struct sockaddr_storage *dst, proxyproto_reason *why)
 {
     size_t line_len;
-    proxyproto_result r = v1_line(buf, len, &line_len);
+    proxyproto_result r = v1_line(buf, len, &line_len, why);
     if (r != PROXYPROTO_OK)
         return r;
 
@@ -278,19 +286,19 @@ static proxyproto_result parse_v1(const uint8_t *buf, size_t len, size_t *consum
     const char *tok[5];
     size_t tlen[5];
     if (split_tokens(line, n, tok, tlen, 5) != 5)
-        return PROXYPROTO_INVALID;
+        return invalid(why, PROXYPROTO_R_V1_FIELDS);
     int af;
     if (token_is(tok[0], tlen[0], "TCP4"))
         af = AF_INET;
     else if (token_is(tok[0], tlen[0], "TCP6"))
         af = AF_INET6;
     else
-        return PROXYPROTO_INVALID;
+        return invalid(why, PROXYPROTO_R_V1_PROTOCOL);
 
     uint8_t sa[16], da[16], sp[2], dp[2];
     if (v1_addr(af, tok[1], tlen[1], sa) != 0 || v1_addr(af, tok[2], tlen[2], da) != 0 ||
         v1_port(tok[3], tlen[3], sp) != 0 || v1_port(tok[4], tlen[4], dp) != 0)
-        return PROXYPROTO_INVALID;
+        return invalid(why, PROXYPROTO_R_V1_ADDRESS);
     if (af == AF_INET) {
         set_v4(src, sa, sp);
         set_v4(dst, da, dp);
@@ -315,8 +323,20 @@ proxyproto_result proxyproto_parse(const uint8_t *buf, size_t len, size_t *consu
                                    struct sockaddr_storage *src,
                                    struct sockaddr_storage *dst, int *is_local)
 {
+    return proxyproto_parse_why(buf, len, consumed, src, dst, is_local, NULL);
+}
+
+proxyproto_result proxyproto_parse_why(const uint8_t *buf, size_t len, size_t *consumed,
+                                       struct sockaddr_storage *src,
+                                       struct sockaddr_storage *dst, int *is_local,
+                                       proxyproto_reason *why)
+{
     size_t dummy_consumed;
     int dummy_local;
+    proxyproto_reason dummy_why;
+    if (!why)
+        why = &dummy_why;
+    *why = PROXYPROTO_R_NONE;
     if (!consumed)
         consumed = &dummy_consumed;
     if (!is_local)
@@ -328,13 +348,13 @@ proxyproto_result proxyproto_parse(const uint8_t *buf, size_t len, size_t *consu
 
     size_t m2 = prefix_match(buf, len, v2_sig, sizeof v2_sig);
     if (m2 == sizeof v2_sig)
-        return parse_v2(buf, len, consumed, src, dst, is_local);
+        return parse_v2(buf, len, consumed, src, dst, is_local, why);
     if (m2 == len)
         return PROXYPROTO_NEED_MORE;
 
     size_t m1 = prefix_match(buf, len, (const uint8_t *)v1_sig, V1_SIG_LEN);
     if (m1 == V1_SIG_LEN)
-        return parse_v1(buf, len, consumed, src, dst);
+        return parse_v1(buf, len, consumed, src, dst, why);
     if (m1 == len)
         return PROXYPROTO_NEED_MORE;
     return PROXYPROTO_NONE;
@@ -347,6 +367,23 @@ const char *proxyproto_result_str(proxyproto_result r)
     case PROXYPROTO_NEED_MORE: return "need more";
     case PROXYPROTO_NONE: return "no PROXY header";
     case PROXYPROTO_INVALID: return "invalid PROXY header";
+    }
+    return "unknown";
+}
+
+const char *proxyproto_reason_str(proxyproto_reason r)
+{
+    switch (r) {
+    case PROXYPROTO_R_NONE: return "none";
+    case PROXYPROTO_R_V2_VERSION_COMMAND: return "v2: unknown version or command";
+    case PROXYPROTO_R_V2_FAMILY: return "v2: unknown address family or transport";
+    case PROXYPROTO_R_V2_TOO_LONG: return "v2: longer than 536 bytes";
+    case PROXYPROTO_R_V2_SHORT_ADDRESSES: return "v2: too short for its addresses";
+    case PROXYPROTO_R_V1_TOO_LONG: return "v1: no CRLF within 107 bytes";
+    case PROXYPROTO_R_V1_BAD_CHAR: return "v1: control byte or bare CR/LF";
+    case PROXYPROTO_R_V1_FIELDS: return "v1: not five space-separated fields";
+    case PROXYPROTO_R_V1_PROTOCOL: return "v1: protocol is not TCP4, TCP6 or UNKNOWN";
+    case PROXYPROTO_R_V1_ADDRESS: return "v1: bad address or port";
     }
     return "unknown";
 }

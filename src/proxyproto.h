@@ -44,4 +44,26 @@ proxyproto_result proxyproto_parse(const uint8_t *buf, size_t len, size_t *consu
 
 const char *proxyproto_result_str(proxyproto_result r);
 
+/* What was wrong with an INVALID header, for the log. */
+typedef enum {
+    PROXYPROTO_R_NONE = 0,
+    PROXYPROTO_R_V2_VERSION_COMMAND,
+    PROXYPROTO_R_V2_FAMILY,
+    PROXYPROTO_R_V2_TOO_LONG,
+    PROXYPROTO_R_V2_SHORT_ADDRESSES,
+    PROXYPROTO_R_V1_TOO_LONG,
+    PROXYPROTO_R_V1_BAD_CHAR,
+    PROXYPROTO_R_V1_FIELDS,
+    PROXYPROTO_R_V1_PROTOCOL,
+    PROXYPROTO_R_V1_ADDRESS
+} proxyproto_reason;
+
+/* proxyproto_parse, and *why says what made a header INVALID (NONE
+ * otherwise). why may be NULL. */
+proxyproto_result proxyproto_parse_why(const uint8_t *buf, size_t len, size_t *consumed,
+                                       struct sockaddr_storage *src,
+                                       struct sockaddr_storage *dst, int *is_local,
+                                       proxyproto_reason *why);
+const char *proxyproto_reason_str(proxyproto_reason r);
+
 #endif

@@ -100,7 +100,6 @@ static server_slot *slot_of(conn *c)
 static conn *conn_of(server_slot *sl) { return (conn *)(void *)sl->conn; }
 
 static void on_listener(loop_watch *w, uint32_t ev);
-static void on_stats_listener(loop_watch *w, uint32_t ev) { (void)ev; stats_accept(w->ctx); }
 
 /* Accepting stops while the descriptors could not carry one more
  * connection (two each), or after EMFILE until the next tick. */
@@ -207,14 +206,10 @@ static void on_tick(loop *l, void *ctx)
         next = sl->next;
         conn_tick(conn_of(sl), now);
     }
-    stats_check_deadlines(s, now);
+    stats_tick(&s->stats, now);
     if (s->accept_paused) {
         s->accept_paused = 0;
         update_accept(s);
-    }
-    if (s->stats_paused && s->stats_listener.fd >= 0) {
-        s->stats_paused = 0;
-        loop_watch_set(l, &s->stats_listener, LOOP_IN);
     }
     if (s->draining) {
         if (now >= s->drain_deadline_ms)
@@ -242,7 +237,7 @@ static void begin_drain(server *s, int immediate)
     s->draining = 1;
     s->drain_deadline_ms = immediate ? s->loop.now_ms : s->loop.now_ms + SERVER_DRAIN_MS;
     close_listener(s, &s->listener);
-    close_listener(s, &s->stats_listener);
+    stats_stop_listening(&s->stats);
     if (!s->active)
         loop_stop(&s->loop);
 }
@@ -358,7 +353,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->loop.epfd = s->loop.sigfd = -1;   /* server_destroy may run before loop_init */
     s->cfg = cfg;
     s->listener.fd = -1;
-    s->stats_listener.fd = -1;
+    s->stats.listener.fd = -1;
     pool_init(&s->pool, POOL_KEEP_BLOCKS, pool_default_cap());
     metrics_init(&s->metrics);
 
@@ -406,21 +401,10 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
 
-    if (cfg->prometheus_enabled) {
-        char saddr[80];
-        dc_format_addr((const struct sockaddr *)&cfg->prometheus_bind, saddr, sizeof saddr);
-        fd = net_listen((const struct sockaddr *)&cfg->prometheus_bind, cfg->prometheus_bind_len, 64);
-        if (fd < 0) {
-            snprintf(err, err_cap, "cannot listen on %s ([stats.prometheus] bind-to): %s", saddr,
-                     strerror(errno));
-            return -1;
-        }
-        s->stats_listener.fd = fd;
-        s->stats_listener.fn = on_stats_listener;
-        s->stats_listener.ctx = s;
-        loop_watch_set(&s->loop, &s->stats_listener, LOOP_IN);
-        log_info("main", "prometheus metrics on http://%s%s", saddr, cfg->prometheus_path);
-    }
+    s->metrics_list[0] = &s->metrics;
+    if (cfg->prometheus_enabled &&
+        stats_open(&s->stats, &s->loop, cfg, s->metrics_list, 1, err, err_cap) < 0)
+        return -1;
 
     char faddr[80];
     dc_format_addr((const struct sockaddr *)&s->front_addrs[0].addr, faddr, sizeof faddr);
@@ -444,11 +428,9 @@ void server_destroy(server *s)
 {
     close_all(s, CLOSE_SHUTDOWN);
     reap(s);
-    stats_close_all(s);
+    stats_close(&s->stats);
     if (s->listener.fd >= 0)
         close(s->listener.fd);
-    if (s->stats_listener.fd >= 0)
-        close(s->stats_listener.fd);
     loop_close(&s->loop);
     if (s->replay)
         replay_destroy(s->replay);

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "replay.h"
+#include "stats.h"
 
 #define SERVER_MAX_FRONT_ADDRS 8
 #define SERVER_DRAIN_MS 3000       /* SIGTERM: time given to open connections;
@@ -22,7 +23,6 @@
 
 #define SERVER_FD_RESERVE 64          /* listeners, epoll, signalfd, stats, logs */
 
-struct stats_conn;
 struct server_slot;
 
 typedef struct server {
@@ -34,7 +34,8 @@ typedef struct server {
     conn_env env;                     /* what every connection is given */
 
     loop_watch listener;
-    loop_watch stats_listener;        /* fd -1 when stats are off */
+    stats_endpoint stats;             /* listener fd -1 when stats are off */
+    const metrics *metrics_list[1];   /* what the stats endpoint sums */
 
     dc_addr front_addrs[SERVER_MAX_FRONT_ADDRS];
     size_t front_count;
@@ -45,10 +46,8 @@ typedef struct server {
     size_t inspected;                 /* connections counted by concurrency */
     size_t open_conns;
     size_t conn_cap;                  /* open connections the descriptors carry */
-    struct stats_conn *stats_conns;
 
     int accept_paused;                /* EMFILE/ENFILE: resumed on a tick */
-    int stats_paused;
     int draining;
     uint64_t drain_deadline_ms;
 } server;

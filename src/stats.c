@@ -12,7 +12,7 @@
 
 #include "log.h"
 #include "netutil.h"
-#include "server.h"
+#include "dc.h"
 
 #define STATS_MAX_CONNS 16
 #define STATS_REQ_MAX 2048
@@ -21,7 +21,7 @@
 
 typedef struct stats_conn {
     struct stats_conn *next;
-    server *srv;
+    stats_endpoint *st;
     loop_watch w;
     char req[STATS_REQ_MAX];
     size_t req_len;
@@ -32,10 +32,10 @@ typedef struct stats_conn {
 
 static void stats_free(stats_conn *sc)
 {
-    server *s = sc->srv;
-    loop_watch_remove(&s->loop, &sc->w);
+    stats_endpoint *st = sc->st;
+    loop_watch_remove(st->loop, &sc->w);
     close(sc->w.fd);
-    for (stats_conn **p = &s->stats_conns; *p; p = &(*p)->next)
+    for (stats_conn **p = &st->conns; *p; p = &(*p)->next)
         if (*p == sc) {
             *p = sc->next;
             break;
@@ -46,8 +46,8 @@ static void stats_free(stats_conn *sc)
 
 static void build_response(stats_conn *sc)
 {
-    server *s = sc->srv;
-    const tgf_config *cfg = s->cfg;
+    const stats_endpoint *st = sc->st;
+    const tgf_config *cfg = st->cfg;
     /* Request line: METHOD SP PATH SP VERSION. http-path is a prefix match. */
     char method[8] = "", path[256] = "";
     sscanf(sc->req, "%7s %255s", method, path);
@@ -75,8 +75,8 @@ static void build_response(stats_conn *sc)
         status = 404;
         blen = (size_t)snprintf(body, STATS_BODY_MAX, "not found\n");
     } else {
-        const metrics *ms[1] = { &s->metrics };
-        blen = metrics_render(ms, 1, cfg->prometheus_prefix, body, STATS_BODY_MAX);
+        const metrics *const *ms = st->metrics;
+        blen = metrics_render(ms, st->metrics_count, cfg->prometheus_prefix, body, STATS_BODY_MAX);
     }
     int head = snprintf(sc->resp, 256,
                         "HTTP/1.0 %d %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
@@ -112,7 +112,7 @@ static void on_stats_conn(loop_watch *w, uint32_t ev)
             stats_free(sc);
             return;
         }
-        loop_watch_set(&sc->srv->loop, &sc->w, LOOP_OUT);
+        loop_watch_set(sc->st->loop, &sc->w, LOOP_OUT);
     }
     while (sc->resp_off < sc->resp_len) {
         ssize_t n = write(w->fd, sc->resp + sc->resp_off, sc->resp_len - sc->resp_off);
@@ -127,52 +127,90 @@ static void on_stats_conn(loop_watch *w, uint32_t ev)
     stats_free(sc);
 }
 
-void stats_accept(server *s)
+static void stats_accept(loop_watch *w, uint32_t ev)
 {
+    stats_endpoint *st = w->ctx;
+    (void)ev;
     for (;;) {
-        int fd = accept4(s->stats_listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(st->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Level-triggered: a pending scrape we cannot accept would
                  * wake us forever. Resumed on the next tick. */
-                s->stats_paused = 1;
-                loop_watch_set(&s->loop, &s->stats_listener, 0);
+                st->paused = 1;
+                loop_watch_set(st->loop, &st->listener, 0);
             }
             return;
         }
         size_t n = 0;
-        for (stats_conn *p = s->stats_conns; p; p = p->next)
+        for (stats_conn *p = st->conns; p; p = p->next)
             n++;
         stats_conn *sc = n < STATS_MAX_CONNS ? calloc(1, sizeof *sc) : NULL;
         if (!sc) {
             close(fd);
             continue;
         }
-        sc->srv = s;
+        sc->st = st;
         sc->w.fd = fd;
         sc->w.fn = on_stats_conn;
         sc->w.ctx = sc;
-        sc->deadline_ms = s->loop.now_ms + STATS_TIMEOUT_MS;
-        sc->next = s->stats_conns;
-        s->stats_conns = sc;
-        if (loop_watch_set(&s->loop, &sc->w, LOOP_IN) < 0)
+        sc->deadline_ms = st->loop->now_ms + STATS_TIMEOUT_MS;
+        sc->next = st->conns;
+        st->conns = sc;
+        if (loop_watch_set(st->loop, &sc->w, LOOP_IN) < 0)
             stats_free(sc);
     }
 }
 
-void stats_check_deadlines(server *s, unsigned long long now_ms)
+int stats_open(stats_endpoint *st, loop *l, const tgf_config *cfg, const metrics *const *ms,
+               size_t n, char *err, size_t err_cap)
 {
-    stats_conn *sc = s->stats_conns;
+    *st = (stats_endpoint){ .loop = l, .cfg = cfg, .metrics = ms, .metrics_count = n };
+    st->listener = (loop_watch){ .fd = -1, .fn = stats_accept, .ctx = st };
+    char addr[80];
+    dc_format_addr((const struct sockaddr *)&cfg->prometheus_bind, addr, sizeof addr);
+    int fd = net_listen((const struct sockaddr *)&cfg->prometheus_bind, cfg->prometheus_bind_len, 64);
+    if (fd < 0) {
+        snprintf(err, err_cap, "cannot listen on %s ([stats.prometheus] bind-to): %s", addr,
+                 strerror(errno));
+        return -1;
+    }
+    st->listener.fd = fd;
+    if (loop_watch_set(l, &st->listener, LOOP_IN) < 0) {
+        snprintf(err, err_cap, "epoll on the stats listener: %s", strerror(errno));
+        return -1;
+    }
+    log_info("main", "prometheus metrics on http://%s%s", addr, cfg->prometheus_path);
+    return 0;
+}
+
+void stats_tick(stats_endpoint *st, uint64_t now_ms)
+{
+    stats_conn *sc = st->conns;
     while (sc) {
         stats_conn *next = sc->next;
         if (now_ms >= sc->deadline_ms)
             stats_free(sc);
         sc = next;
     }
+    if (st->paused && st->listener.fd >= 0) {
+        st->paused = 0;
+        loop_watch_set(st->loop, &st->listener, LOOP_IN);
+    }
 }
 
-void stats_close_all(server *s)
+void stats_stop_listening(stats_endpoint *st)
 {
-    while (s->stats_conns)
-        stats_free(s->stats_conns);
+    if (st->listener.fd >= 0) {
+        loop_watch_remove(st->loop, &st->listener);
+        close(st->listener.fd);
+        st->listener.fd = -1;
+    }
+}
+
+void stats_close(stats_endpoint *st)
+{
+    stats_stop_listening(st);
+    while (st->conns)
+        stats_free(st->conns);
 }

@@ -359,3 +359,55 @@ TEST(proxyproto_v2_invalid)
     for (int r = PROXYPROTO_OK; r <= PROXYPROTO_INVALID; r++)
         CHECK(strlen(proxyproto_result_str((proxyproto_result)r)) > 0);
 }
+
+/* Each kind of invalid header names its own reason (the log line says what
+ * was wrong); a valid one leaves NONE. */
+TEST(proxyproto_invalid_reasons)
+{
+    static const struct { const char *text; proxyproto_reason want; } cases[] = {
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", PROXYPROTO_R_V1_FIELDS },
+        { "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", PROXYPROTO_R_V1_PROTOCOL },
+        { "PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", PROXYPROTO_R_V1_ADDRESS },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n", PROXYPROTO_R_V1_ADDRESS },
+        { "PROXY TCP4 1.2.3.4\t5.6.7.8 1 2\r\n", PROXYPROTO_R_V1_BAD_CHAR },
+        { "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX", PROXYPROTO_R_V1_BAD_CHAR },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t c;
+        proxyproto_reason why = PROXYPROTO_R_NONE;
+        proxyproto_result r = proxyproto_parse_why((const uint8_t *)cases[i].text,
+                                                   strlen(cases[i].text), &c, NULL, NULL, NULL,
+                                                   &why);
+        CHECK_MSG(r == PROXYPROTO_INVALID && why == cases[i].want, "case %zu: %s, reason %s", i,
+                  proxyproto_result_str(r), proxyproto_reason_str(why));
+    }
+    char line[120];
+    memset(line, 'A', sizeof line);
+    memcpy(line, "PROXY UNKNOWN ", 14);
+    size_t c;
+    proxyproto_reason why = PROXYPROTO_R_NONE;
+    CHECK_EQ_INT(proxyproto_parse_why((uint8_t *)line, sizeof line, &c, NULL, NULL, NULL, &why),
+                 PROXYPROTO_INVALID);
+    CHECK_EQ_INT(why, PROXYPROTO_R_V1_TOO_LONG);
+
+    static const struct { const char *hex; proxyproto_reason want; } v2[] = {
+        { SIG "11", PROXYPROTO_R_V2_VERSION_COMMAND },
+        { SIG "22", PROXYPROTO_R_V2_VERSION_COMMAND },
+        { SIG "21 41", PROXYPROTO_R_V2_FAMILY },
+        { SIG "21 11 000b", PROXYPROTO_R_V2_SHORT_ADDRESSES },
+        { SIG "21 11 ffff", PROXYPROTO_R_V2_TOO_LONG },
+    };
+    for (size_t i = 0; i < sizeof v2 / sizeof v2[0]; i++) {
+        uint8_t buf[64];
+        size_t n = unit_unhex(v2[i].hex, buf, sizeof buf);
+        why = PROXYPROTO_R_NONE;
+        proxyproto_result r = proxyproto_parse_why(buf, n, &c, NULL, NULL, NULL, &why);
+        CHECK_MSG(r == PROXYPROTO_INVALID && why == v2[i].want, "v2 case %zu: %s, reason %s", i,
+                  proxyproto_result_str(r), proxyproto_reason_str(why));
+    }
+    const char *ok = "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n";
+    why = PROXYPROTO_R_V1_FIELDS;
+    CHECK_EQ_INT(proxyproto_parse_why((const uint8_t *)ok, strlen(ok), &c, NULL, NULL, NULL, &why),
+                 PROXYPROTO_OK);
+    CHECK_EQ_INT(why, PROXYPROTO_R_NONE);
+}
