@@ -9,7 +9,7 @@ Setups, all on loopback (run inside a loopback-only netns by bench/run.sh):
   proxy   client -> tgfront FakeTLS/obfs2 -> sink (TLS records, AES-256-CTR
                                                 twice per byte)
 
-Usage: bench.py TGFRONT_BIN [--mib N] [--idle N]
+Usage: bench.py TGFRONT_BIN [--mib N] [--idle N] [--churn N]
 """
 
 import argparse
@@ -193,11 +193,49 @@ def run_idle_memory(binary, count):
         d.stop()
 
 
+def run_churn(binary, count):
+    """Connections opened and closed one after another: what a Telegram
+    connection costs the daemon in CPU, including the early connection to
+    the fronting target that every connection opens at accept (the site's
+    clock starts when the client connects) and that a proven hello closes
+    again; the same for a fronted visitor. Also counts the fronting target's
+    connections per Telegram connection."""
+    secret = tgclient.make_secret(b"bench.example")
+    dc_sink = SinkServer(skip=64)
+    front_sink = SinkServer()
+    d = Daemon(binary, dc_sink.port, front_sink.port, secret)
+    out = {}
+    try:
+        time.sleep(0.3)
+        for kind in ("telegram", "fronted"):
+            front0, dc0 = front_sink.finished, dc_sink.finished
+            cpu0 = proc_cpu_seconds(d.proc.pid)
+            t0 = time.perf_counter()
+            for _ in range(count):
+                if kind == "telegram":
+                    s = proxied_socket(d.port, secret)
+                else:
+                    s = socket.create_connection(("127.0.0.1", d.port))
+                    s.sendall(b"\x00")
+                s.close()
+            wall = time.perf_counter() - t0
+            front_sink.wait_finished(front0 + count, 30)
+            if kind == "telegram":
+                dc_sink.wait_finished(dc0 + count, 30)
+            cpu = proc_cpu_seconds(d.proc.pid) - cpu0
+            out[kind] = (cpu / count * 1e6, wall / count * 1e3,
+                         (front_sink.finished - front0) / count)
+    finally:
+        d.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--churn", type=int, default=2000)
     a = ap.parse_args()
 
     print("tgfront benchmark: %s, %d MiB per transfer, %d idle connections"
@@ -214,6 +252,12 @@ def main():
     print("\nidle proxied connections: %d; tgfront RSS %d KiB -> %d KiB: %.2f KiB per "
           "connection (client + DC socket, no buffers held)" % (a.idle, base, after, per_conn))
     print("sequential handshakes (client-side Python included): %.3f ms each" % hs_ms)
+    churn = run_churn(a.binary, a.churn)
+    print("\nconnection churn (%d opened and closed one after another):" % a.churn)
+    for kind, (cpu_us, wall_ms, fronts) in churn.items():
+        print("  %-8s tgfront CPU %6.1f us per connection; %.3f ms each with the client; "
+              "%.2f fronting-target connections each" % (kind, cpu_us, wall_ms, fronts))
+    print("  descriptors: 2 per connection at most (client + fronting target, then client + DC)")
 
 
 if __name__ == "__main__":
