@@ -1,4 +1,5 @@
-/* Fuzzes proxyproto_parse. Invariants: OK consumes 1..len bytes and every
+/* Fuzzes proxyproto_parse. Invariants: INVALID always names a reason and
+ * no other result does; OK consumes 1..len bytes and every
  * shorter prefix of the header is NEED_MORE; a parsed TCP header rebuilt
  * with proxyproto_v2_build parses back to the same addresses. */
 #include <stdint.h>
@@ -14,7 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t consumed = 12345;
     int local = 0;
 
-    proxyproto_result r = proxyproto_parse(data, size, &consumed, &s, &d, &local);
+    proxyproto_reason why = PROXYPROTO_R_V1_FIELDS;
+    proxyproto_result r = proxyproto_parse_why(data, size, &consumed, &s, &d, &local, &why);
+    if ((r == PROXYPROTO_INVALID) != (why != PROXYPROTO_R_NONE))
+        abort();
     if (r != PROXYPROTO_OK) {
         if (consumed != 0)
             abort();
