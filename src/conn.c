@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,9 +214,27 @@ static void on_relay_status(conn *c, relay_status st, int from_client)
 
 static int relaying(const conn *c) { return c->state == CS_RELAY || c->state == CS_FRONT_RELAY; }
 
+/* The site's FIN, all its bytes out: close the client socket instead of
+ * shutting it, so our kernel answers the client's next byte with a RST at
+ * once, as the site's own closed socket does (Caddy's TLS server sends FIN
+ * only by close()). Client bytes already on their way go to the site first. */
+static void front_site_closed(conn *c)
+{
+    if (closed(c) || c->state != CS_FRONT_RELAY || !c->down.close_on_eof || !c->down.shut)
+        return;
+    int pending = 0;
+    if (!c->up.len && !c->up.eof && ioctl(c->cw.fd, FIONREAD, &pending) == 0 && pending == 0) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    c->down.close_on_eof = 0;
+    shutdown(c->cw.fd, SHUT_WR);
+}
+
 /* Both directions ended and flushed: a normal close, FIN already sent both ways. */
 static void close_if_done(conn *c)
 {
+    front_site_closed(c);
     if (!closed(c) && relaying(c) && c->up.shut && c->down.shut)
         conn_close(c, CLOSE_DONE);
 }
@@ -374,8 +393,16 @@ static void flush_to_front(conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
+        if (n < 0 && c->fronted) {
+            close_reset(c, 0);
+            return;
+        }
         if (n < 0) {
-            conn_close(c, c->fronted ? CLOSE_PEER_RESET : CLOSE_FRONT_UNREACHABLE);
+            /* Before a verdict: a Telegram client needs no site; anyone
+             * else now meets a site that is down. */
+            drop_peer(c);
+            c->front_failed = 1;
+            conn_metrics(c)->front_unreachable++;
             return;
         }
         c->hdr_off += (size_t)n;
@@ -429,6 +456,7 @@ static void start_fronting(conn *c)
     m->fronting_connections[c->family]++;
     c->up.traffic = &m->fronting_traffic[METRICS_FROM_CLIENT];
     c->down.traffic = &m->fronting_traffic[METRICS_TO_CLIENT];
+    c->down.close_on_eof = 1;
     c->env->on_fronted(c->env->owner, c);
     if (c->hs && c->hs_len > c->hs_start) {
         c->up.buf = c->hs;

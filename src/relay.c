@@ -71,7 +71,8 @@ relay_status relay_flush(relay_flow *f, int dst, pool *p)
     f->buf = NULL;
     f->off = f->len = 0;
     if (f->eof && !f->shut) {
-        shutdown(dst, SHUT_WR);
+        if (!f->close_on_eof)
+            shutdown(dst, SHUT_WR);
         f->shut = 1;
     }
     return RELAY_OK;

@@ -30,6 +30,7 @@ typedef struct {
     size_t off, len;
     unsigned eof : 1;        /* the source sent FIN */
     unsigned shut : 1;       /* the FIN was passed on to the destination */
+    unsigned close_on_eof : 1; /* the caller closes dst instead of shutting it */
     uint64_t read_bytes;     /* taken from the source */
     uint64_t bytes;          /* written to the destination */
     uint64_t *traffic;       /* metrics counter for written bytes, or NULL */

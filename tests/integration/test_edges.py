@@ -184,9 +184,10 @@ def test_backend_rst_reaches_client_as_rst(daemon, backend):
         assert got == "RST", "backend RST arrived at the client as %s" % got
 
 
-def test_fronted_backend_fin_then_client_data(daemon, backend):
-    """Backend half-closes first (FIN after its answer); the client can still
-    send, and the backend still receives (its read side is open)."""
+def test_fronted_backend_answers_then_client_data(daemon, backend):
+    """The backend answers first and keeps the connection open; the client
+    can still send, and the backend still receives.  (A backend FIN closes
+    the client socket instead: test_probing.test_site_reset_reaches_client_at_once.)"""
     backend.reply_on_data = b"early answer"
     with raw_connect(daemon.addr) as s:
         s.sendall(b"\x00hello")
