@@ -7,25 +7,17 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-python=${PYTHON:-/usr/bin/python3}
-bin=${TGFRONT_BIN:-$root/out/musl/tgfront}
-case "$bin" in /*) ;; *) bin=$root/$bin ;; esac
+. "$here/../lib.sh"
+tgf_paths
 mtcute=$here/mtcute
 fakedc=$root/tests/integration/fakedc.py
 
 # ---- outside the namespace: dependencies, namespace, re-exec inside
 if [ -z "${TGF_INTEROP_INSIDE:-}" ]; then
-    if [ ! -x "$bin" ]; then
-        echo "interop: daemon binary $bin not found; build it first or set TGFRONT_BIN" >&2
-        exit 2
-    fi
+    tgf_need_bin interop
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         if command -v apt-get >/dev/null 2>&1; then
-            echo "interop: installing nodejs and npm with apt" >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2 ||
-                { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2; } ||
-                { echo "interop: cannot install nodejs/npm" >&2; exit 2; }
+            tgf_apt_install interop nodejs npm
         else
             echo "interop: node and npm are needed (install Node.js 18 or newer)" >&2
             exit 2
@@ -38,11 +30,7 @@ if [ -z "${TGF_INTEROP_INSIDE:-}" ]; then
             exit 2
         }
     fi
-    ns="tgf-interop-$$"
-    cleanup() { ip netns delete "$ns" 2>/dev/null || true; }
-    trap cleanup EXIT INT TERM
-    ip netns add "$ns"
-    ip netns exec "$ns" ip link set lo up
+    tgf_netns_up tgf-interop
     status=0
     ip netns exec "$ns" env TGF_INTEROP_INSIDE=1 TGFRONT_BIN="$bin" PYTHON="$python" \
         sh "$0" "$@" || status=$?

@@ -10,26 +10,12 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-python=${PYTHON:-/usr/bin/python3}
-bin=${TGFRONT_BIN:-$root/out/musl/tgfront}
-case "$bin" in /*) ;; *) bin=$root/$bin ;; esac
+. "$here/../lib.sh"
+tgf_paths
 
 need_pkgs() {
-    missing=""
-    "$python" -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
-    "$python" -c 'import cryptography' 2>/dev/null || missing="$missing python3-cryptography"
-    command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
-    command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
-    [ -n "$missing" ] || return 0
-    echo "installing:$missing" >&2
-    # shellcheck disable=SC2086 # a list of package names
-    DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2 || {
-        apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2
-    } || {
-        echo "probes: cannot install$missing" >&2
-        exit 2
-    }
+    tgf_need_pytest probes
+    command -v dpkg-deb >/dev/null 2>&1 || tgf_apt_install probes dpkg
 }
 
 # The same Caddy the image ships: build/image.sh's image_caddy_fetch (Debian
@@ -46,18 +32,7 @@ find_caddy() {
 
 need_pkgs
 find_caddy
-if [ ! -x "$bin" ]; then
-    echo "probes: daemon binary $bin not found; build it first (./build.sh daemon) or set TGFRONT_BIN" >&2
-    exit 2
-fi
-
-ns="tgf-probe-$$"
-cleanup() { ip netns delete "$ns" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
-
-status=0
-ip netns exec "$ns" env TGFRONT_BIN="$bin" CADDY_BIN="$caddy" PYTHONDONTWRITEBYTECODE=1 \
-    "$python" -m pytest -q -p no:cacheprovider --rootdir "$here" "$here" "$@" || status=$?
+tgf_need_bin probes
+tgf_netns_up tgf-probe
+tgf_pytest_in_netns CADDY_BIN="$caddy" -- "$here" "$@"
 exit "$status"

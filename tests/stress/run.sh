@@ -9,32 +9,10 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-python=${PYTHON:-/usr/bin/python3}
-bin=${TGFRONT_BIN:-$root/out/musl/tgfront}
-case "$bin" in /*) ;; *) bin=$root/$bin ;; esac
-
-need_pkgs() {
-    missing=""
-    "$python" -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
-    "$python" -c 'import cryptography' 2>/dev/null || missing="$missing python3-cryptography"
-    if [ -n "$missing" ]; then
-        echo "installing:$missing" >&2
-        # shellcheck disable=SC2086 # a list of package names
-        DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2 || {
-            apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y $missing >&2
-        } || {
-            echo "run.sh: cannot install$missing" >&2
-            exit 2
-        }
-    fi
-}
-
-if [ ! -x "$bin" ]; then
-    echo "run.sh: daemon binary $bin not found; build it first (./build.sh) or set TGFRONT_BIN" >&2
-    exit 2
-fi
-need_pkgs
+. "$here/../lib.sh"
+tgf_paths
+tgf_need_bin run.sh
+tgf_need_pytest run.sh
 
 # The flood test needs about 16,000 descriptors in the daemon and 8,000 in
 # the client; say so up front rather than failing with EMFILE later.
@@ -43,14 +21,7 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt 17000 ]; then
     echo "run.sh: hard descriptor limit $hard is below 17000; the flood test will not fit" >&2
 fi
 
-ns="tgf-stress-$$"
-cleanup() { ip netns delete "$ns" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
-
-[ "$#" -gt 0 ] || set -- "$here"
-status=0
-ip netns exec "$ns" env TGFRONT_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 \
-    "$python" -m pytest -q -p no:cacheprovider --rootdir "$here" "$@" || status=$?
+tgf_netns_up tgf-stress
+tgf_has_path "$@" || set -- "$@" "$here"
+tgf_pytest_in_netns -- "$@"
 exit "$status"
