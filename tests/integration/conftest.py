@@ -87,7 +87,10 @@ class Daemon:
         self.secret = secret
         self.bind_host = bind_host
         self.port = free_port(bind_host)
-        self.stats_port = free_port("127.0.0.1") if stats else None
+        self.stats_port = None
+        while stats and self.stats_port in (None, self.port):
+            # two free_port calls may hand out the same just-closed port
+            self.stats_port = free_port("127.0.0.1")
         dcs = dc_overrides
         if dcs is None:
             dcs = {i: [hostport(*dc_addr)] for i in range(1, 6)}
