@@ -77,13 +77,19 @@ static void vt_init(const br_block_ctrcbc_class **ctx, const void *key,
     crypto_armv8_ctrcbc_init((crypto_armv8_ctrcbc_keys *)ctx, key, key_len);
 }
 
+/* Round keys are loaded from the caller's context at each use rather than
+ * copied into a local array: such a copy lived in vt_ctr's stack frame and
+ * stayed there, expanded key and all, after it returned. The compiler hoists
+ * the loads into registers where it can. */
+#define RK(k, r) vld1q_u8((k)->rk[r])
+
 /* One block: 13 rounds of AESE+AESMC, then the last without MixColumns. */
-static inline uint8x16_t encrypt_block(const uint8x16_t rk[ROUNDS + 1], uint8x16_t x)
+static inline uint8x16_t encrypt_block(const crypto_armv8_ctrcbc_keys *k, uint8x16_t x)
 {
     for (int r = 0; r < ROUNDS - 1; r++)
-        x = vaesmcq_u8(vaeseq_u8(x, rk[r]));
-    x = vaeseq_u8(x, rk[ROUNDS - 1]);
-    return veorq_u8(x, rk[ROUNDS]);
+        x = vaesmcq_u8(vaeseq_u8(x, RK(k, r)));
+    x = vaeseq_u8(x, RK(k, ROUNDS - 1));
+    return veorq_u8(x, RK(k, ROUNDS));
 }
 
 /* Counter block for the 128-bit big-endian value hi:lo. */
@@ -104,12 +110,9 @@ static void vt_ctr(const br_block_ctrcbc_class *const *ctx, void *ctr,
                    void *data, size_t len)
 {
     const crypto_armv8_ctrcbc_keys *k = (const crypto_armv8_ctrcbc_keys *)ctx;
-    uint8x16_t rk[ROUNDS + 1];
     uint8_t *buf = data, cb[16];
     uint64_t hi, lo;
 
-    for (int r = 0; r <= ROUNDS; r++)
-        rk[r] = vld1q_u8(k->rk[r]);
     memcpy(cb, ctr, 16);
     memcpy(&hi, cb, 8);
     memcpy(&lo, cb + 8, 8);
@@ -129,15 +132,17 @@ static void vt_ctr(const br_block_ctrcbc_class *const *ctx, void *ctr,
         c3 = counter_block(hi, lo);
         counter_next(&hi, &lo);
         for (int r = 0; r < ROUNDS - 1; r++) {
-            c0 = vaesmcq_u8(vaeseq_u8(c0, rk[r]));
-            c1 = vaesmcq_u8(vaeseq_u8(c1, rk[r]));
-            c2 = vaesmcq_u8(vaeseq_u8(c2, rk[r]));
-            c3 = vaesmcq_u8(vaeseq_u8(c3, rk[r]));
+            uint8x16_t key = RK(k, r);
+
+            c0 = vaesmcq_u8(vaeseq_u8(c0, key));
+            c1 = vaesmcq_u8(vaeseq_u8(c1, key));
+            c2 = vaesmcq_u8(vaeseq_u8(c2, key));
+            c3 = vaesmcq_u8(vaeseq_u8(c3, key));
         }
-        c0 = veorq_u8(vaeseq_u8(c0, rk[ROUNDS - 1]), rk[ROUNDS]);
-        c1 = veorq_u8(vaeseq_u8(c1, rk[ROUNDS - 1]), rk[ROUNDS]);
-        c2 = veorq_u8(vaeseq_u8(c2, rk[ROUNDS - 1]), rk[ROUNDS]);
-        c3 = veorq_u8(vaeseq_u8(c3, rk[ROUNDS - 1]), rk[ROUNDS]);
+        c0 = veorq_u8(vaeseq_u8(c0, RK(k, ROUNDS - 1)), RK(k, ROUNDS));
+        c1 = veorq_u8(vaeseq_u8(c1, RK(k, ROUNDS - 1)), RK(k, ROUNDS));
+        c2 = veorq_u8(vaeseq_u8(c2, RK(k, ROUNDS - 1)), RK(k, ROUNDS));
+        c3 = veorq_u8(vaeseq_u8(c3, RK(k, ROUNDS - 1)), RK(k, ROUNDS));
         vst1q_u8(buf, veorq_u8(vld1q_u8(buf), c0));
         vst1q_u8(buf + 16, veorq_u8(vld1q_u8(buf + 16), c1));
         vst1q_u8(buf + 32, veorq_u8(vld1q_u8(buf + 32), c2));
@@ -147,7 +152,7 @@ static void vt_ctr(const br_block_ctrcbc_class *const *ctx, void *ctr,
     }
     /* BearSSL's contract: len is a multiple of 16. */
     while (len >= 16) {
-        uint8x16_t c = encrypt_block(rk, counter_block(hi, lo));
+        uint8x16_t c = encrypt_block(k, counter_block(hi, lo));
 
         counter_next(&hi, &lo);
         vst1q_u8(buf, veorq_u8(vld1q_u8(buf), c));
