@@ -6,6 +6,8 @@
 #   musl  static daemon with musl-gcc           -> out/musl/
 #   asan  clang, ASan+UBSan, glibc, not static  -> out/asan/
 #   fuzz  clang libFuzzer targets (ASan+UBSan)  -> out/fuzz/
+#   arm64 static aarch64 daemon, cross-compiled with Debian's
+#         aarch64-linux-musl-gcc (musl-dev:arm64) -> out/arm64/
 
 PROFILE ?= musl
 
@@ -15,6 +17,16 @@ ifeq ($(PROFILE),musl)
   PROFILE_SAN      :=
   PROFILE_LDFLAGS  := -static
   PROFILE_BEARSSL  := out/musl/libbearssl.a
+else ifeq ($(PROFILE),arm64)
+  # musl-dev:arm64's wrapper: the cross gcc plus musl's specs file.
+  PROFILE_CC       := aarch64-linux-musl-gcc
+  PROFILE_OPT      := -O2
+  PROFILE_SAN      :=
+  PROFILE_LDFLAGS  := -static
+  PROFILE_BEARSSL  := out/arm64/libbearssl.a
+  PROFILE_STRIP    := aarch64-linux-gnu-strip
+  # ARMv8 Cryptography Extensions AES, picked at run time (HWCAP_AES).
+  PROFILE_SRCS     := src/crypto_armv8.c
 else ifeq ($(PROFILE),asan)
   PROFILE_CC       := clang
   PROFILE_OPT      := -O1 -g
@@ -32,7 +44,7 @@ else ifeq ($(PROFILE),fuzz)
   PROFILE_LDFLAGS  :=
   PROFILE_BEARSSL  := out/asan/libbearssl.a
 else
-  $(error unknown PROFILE '$(PROFILE)' (musl, asan or fuzz))
+  $(error unknown PROFILE '$(PROFILE)' (musl, asan, fuzz or arm64))
 endif
 
 # CC has a built-in default in make, so ?= would never apply.
@@ -45,7 +57,7 @@ SANITIZE    ?= $(PROFILE_SAN)
 LDFLAGS     ?= $(PROFILE_LDFLAGS)
 BEARSSL_INC ?= $(firstword $(wildcard out/src/bearssl-*/inc))
 BEARSSL_LIB ?= $(PROFILE_BEARSSL)
-STRIP       ?= strip
+STRIP       ?= $(or $(PROFILE_STRIP),strip)
 
 ifeq ($(BEARSSL_INC)$(filter clean,$(MAKECMDGOALS)),)
   $(error BEARSSL_INC is empty: run ./build.sh (it fetches BearSSL into out/src) or set BEARSSL_INC)
@@ -56,7 +68,10 @@ CPPFLAGS  := -D_GNU_SOURCE -Isrc -I$(BEARSSL_INC)
 ALLCFLAGS  = $(WARN) $(OPT) $(SANITIZE) $(CPPFLAGS) $(CFLAGS) -MMD -MP
 
 # Wildcards so a new module or test file is picked up without editing this.
-DAEMON_SRCS := $(wildcard src/*.c)
+# Architecture-specific files are listed here and built only by the profile
+# that names them in PROFILE_SRCS (their instructions would not run elsewhere).
+ARCH_SRCS   := src/crypto_armv8.c
+DAEMON_SRCS := $(filter-out $(ARCH_SRCS),$(wildcard src/*.c)) $(PROFILE_SRCS)
 LIB_SRCS    := $(filter-out src/main.c,$(DAEMON_SRCS))
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 FUZZ_SRCS   := $(wildcard fuzz/fuzz_*.c)
@@ -98,6 +113,10 @@ $(OBJ)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itests/unit -c -o $@ $<
 
+# The AES instructions are enabled for this one file only, so the compiler
+# cannot emit them anywhere the run-time check does not guard.
+$(OBJ)/src/crypto_armv8.o: ALLCFLAGS += -march=armv8-a+crypto
+
 $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
@@ -106,7 +125,8 @@ $(BEARSSL_LIB):
 	$(error $(BEARSSL_LIB) is missing: run ./build.sh (it compiles BearSSL) or set BEARSSL_LIB)
 
 clean:
-	rm -rf out/musl/obj out/asan/obj out/fuzz out/musl/tgfront* out/asan/tgfront* \
-	       out/musl/unit-tests out/asan/unit-tests
+	rm -rf out/musl/obj out/asan/obj out/arm64/obj out/fuzz out/musl/tgfront* \
+	       out/asan/tgfront* out/arm64/tgfront* out/musl/unit-tests out/asan/unit-tests \
+	       out/arm64/unit-tests
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJS:.o=.d) $(FUZZ_SRCS:%.c=$(OBJ)/%.d)

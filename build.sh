@@ -6,6 +6,8 @@
 #   ./build.sh daemon     static musl daemon: out/musl/tgfront
 #   ./build.sh unit       build and run the unit tests (out/musl/unit-tests)
 #   ./build.sh asan       ASan+UBSan build in out/asan/, runs its unit tests
+#   ./build.sh arm64      static aarch64 daemon and unit tests in out/arm64/
+#                         (cross-compiled; tests/arm64/run.sh runs them)
 #   ./build.sh fuzz       libFuzzer targets from fuzz/fuzz_*.c into out/fuzz/
 #   ./build.sh rootfs     image root (needs build/image.sh)
 #   ./build.sh image      container image (needs build/image.sh)
@@ -27,7 +29,7 @@ if [ -f build/image.sh ]; then
 fi
 
 usage() {
-    sed -n '3,14s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,16s/^# \{0,1\}//p' "$0" >&2
 }
 
 need_image() {
@@ -52,6 +54,7 @@ main() {
         daemon) daemon_build ;;
         unit) daemon_unit ;;
         asan) daemon_asan ;;
+        arm64) daemon_arm64 ;;
         fuzz) daemon_fuzz ;;
         rootfs)
             need_image rootfs

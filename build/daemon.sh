@@ -6,6 +6,8 @@
 #   out/src/bearssl-*/     Debian's BearSSL source package, unpacked
 #   out/musl/              static musl build: libbearssl.a, tgfront, unit-tests
 #   out/asan/              clang ASan+UBSan build (glibc), same targets
+#   out/arm64/             static aarch64 musl build (cross-compiled), same
+#                          targets as out/musl/
 #   out/fuzz/              libFuzzer targets built from fuzz/fuzz_*.c
 
 DAEMON_SRC_LIST=/etc/apt/sources.list.d/tgfront-deb-src.sources
@@ -75,6 +77,46 @@ daemon_prereqs() {
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
     daemon_apt_install $missing
     missing=$(daemon_missing_packages | sort -u | tr '\n' ' ')
+    [ -z "${missing% }" ] || daemon_die "still missing after apt-get install: $missing"
+}
+
+# --- aarch64 cross toolchain -------------------------------------------------
+
+# Debian packages the aarch64 cross build needs, one per line: the cross gcc,
+# musl for arm64 (multiarch; its aarch64-linux-musl-gcc wraps the cross gcc
+# with musl's specs file) and qemu-user-static to run the unit tests.
+daemon_arm64_missing() {
+    command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || echo gcc-aarch64-linux-gnu
+    command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || echo binutils-aarch64-linux-gnu
+    command -v aarch64-linux-musl-gcc >/dev/null 2>&1 || echo musl-dev:arm64
+    [ -f /usr/lib/aarch64-linux-musl/libc.a ] || echo musl-dev:arm64
+    command -v qemu-aarch64-static >/dev/null 2>&1 || echo qemu-user-static
+    return 0
+}
+
+# musl-dev:arm64 is an arm64 package: dpkg must accept that architecture.
+# The machine's own apt sources serve it (no entry is added); apt-get update
+# runs from daemon_apt_install when the arm64 lists are not there yet.
+daemon_arm64_multiarch() {
+    if dpkg --print-foreign-architectures | grep -qx arm64; then
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] || daemon_die "'dpkg --add-architecture arm64' needs root"
+    daemon_say "dpkg --add-architecture arm64 (for musl-dev:arm64)"
+    dpkg --add-architecture arm64 || daemon_die "dpkg --add-architecture arm64 failed"
+    apt-get update >/dev/null || daemon_die "apt-get update failed after adding arm64"
+}
+
+daemon_arm64_prereqs() {
+    missing=$(daemon_arm64_missing | sort -u | tr '\n' ' ')
+    [ -n "${missing% }" ] || return 0
+    daemon_is_debian_like \
+        || daemon_die "missing tools; install the equivalents of these Debian packages: $missing"
+    case " $missing" in *":arm64 "*) daemon_arm64_multiarch ;; esac
+    daemon_say "installing $missing"
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    daemon_apt_install $missing
+    missing=$(daemon_arm64_missing | sort -u | tr '\n' ' ')
     [ -z "${missing% }" ] || daemon_die "still missing after apt-get install: $missing"
 }
 
@@ -257,6 +299,11 @@ daemon_bearssl_musl() {
     daemon_compile_bearssl out/musl/libbearssl.a musl-gcc -O2 -fno-pic
 }
 
+daemon_bearssl_arm64() {
+    mkdir -p out/arm64
+    daemon_compile_bearssl out/arm64/libbearssl.a aarch64-linux-musl-gcc -O2 -fno-pic
+}
+
 daemon_bearssl_asan() {
     mkdir -p out/asan
     daemon_compile_bearssl out/asan/libbearssl.a clang -O1 -g \
@@ -279,12 +326,19 @@ daemon_need_main() {
 }
 
 # Checks what the image relies on: a static binary well under 1 MB.
+# $1 = binary (default out/musl/tgfront), $2 = what file(1) must name as the
+# machine (default: no check).
 daemon_check_binary() {
-    bin=out/musl/tgfront
+    bin=${1:-out/musl/tgfront}
+    machine=${2:-}
     desc=$(file -b "$bin") || daemon_die "file $bin failed"
     case $desc in
         *"statically linked"*|*"static-pie linked"*) ;;
         *) daemon_die "$bin is not statically linked: $desc" ;;
+    esac
+    case $desc in
+        *"$machine"*) ;;
+        *) daemon_die "$bin is not built for $machine: $desc" ;;
     esac
     size=$(wc -c <"$bin" | tr -d ' ')
     [ "$size" -lt 1048576 ] || daemon_die "$bin is $size bytes; the limit is 1 MiB"
@@ -312,6 +366,17 @@ daemon_unit() {
         || daemon_die "the unit harness's self-test failed (tests/unit/harness/selftest.sh)"
     daemon_say "running out/musl/unit-tests"
     out/musl/unit-tests || daemon_die "unit tests failed (out/musl/unit-tests)"
+}
+
+# Static aarch64 daemon and unit tests (out/arm64/), cross-compiled; the unit
+# tests run under qemu-user in tests/arm64/run.sh, not here.
+daemon_arm64() {
+    daemon_setup
+    daemon_arm64_prereqs
+    daemon_need_main
+    daemon_bearssl_arm64
+    daemon_make arm64 all unit
+    daemon_check_binary out/arm64/tgfront "ARM aarch64"
 }
 
 # ASan+UBSan build of the unit tests (run) and of the daemon (when main.c exists).

@@ -80,9 +80,20 @@ void crypto_hmac_sha256(const uint8_t *key, size_t key_len, const void *data,
  * classes' ctr method does carry across the whole block but takes whole
  * blocks only, so a partial block is served from one saved keystream block. */
 
+/* The hardware implementation for this architecture, or NULL when the CPU
+ * lacks it. BearSSL has x86 AES-NI code but none for ARM. */
+static const br_block_ctrcbc_class *ctr_hw(void)
+{
+#if defined(__aarch64__)
+    return crypto_armv8_ctrcbc_get_vtable();
+#else
+    return br_aes_x86ni_ctrcbc_get_vtable();
+#endif
+}
+
 static const br_block_ctrcbc_class *ctr_pick(void)
 {
-    const br_block_ctrcbc_class *vt = br_aes_x86ni_ctrcbc_get_vtable();
+    const br_block_ctrcbc_class *vt = ctr_hw();
 
     return vt != NULL ? vt : &br_aes_ct64_ctrcbc_vtable;
 }
@@ -93,7 +104,11 @@ static const br_block_ctrcbc_class *const *ctr_keys(const crypto_ctr *c)
 {
     if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
         return &c->keys.ct.vtable;
+#if defined(__aarch64__)
+    return &c->keys.armv8.vtable;
+#else
     return &c->keys.ni.vtable;
+#endif
 }
 
 void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
@@ -102,7 +117,11 @@ void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
     if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
         br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
     else
+#if defined(__aarch64__)
+        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
+#else
         br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
+#endif
     memcpy(c->counter, iv, sizeof c->counter);
     memset(c->stream, 0, sizeof c->stream);
     c->stream_used = sizeof c->stream;
@@ -140,7 +159,11 @@ void crypto_ctr_wipe(crypto_ctr *c)
 
 const char *crypto_aes_impl(void)
 {
-    return br_aes_x86ni_ctrcbc_get_vtable() != NULL ? "x86ni" : "ct64";
+#if defined(__aarch64__)
+    return ctr_hw() != NULL ? "armv8" : "ct64";
+#else
+    return ctr_hw() != NULL ? "x86ni" : "ct64";
+#endif
 }
 
 /* ---- X25519 ------------------------------------------------------------- */

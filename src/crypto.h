@@ -10,6 +10,10 @@
 
 #include <bearssl.h>
 
+#if defined(__aarch64__)
+#include "crypto_armv8.h"
+#endif
+
 #define CRYPTO_SHA256_LEN 32
 
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
@@ -35,6 +39,9 @@ typedef struct {
     union {
         br_aes_x86ni_ctrcbc_keys ni;
         br_aes_ct64_ctrcbc_keys ct;
+#if defined(__aarch64__)
+        crypto_armv8_ctrcbc_keys armv8;
+#endif
     } keys;
     const br_block_ctrcbc_class *vtable;
     uint8_t counter[16];    /* next counter block to encrypt */
@@ -47,7 +54,8 @@ void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
 void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len);
 /* crypto_wipe(c, sizeof *c). */
 void crypto_ctr_wipe(crypto_ctr *c);
-/* "x86ni" or "ct64": which AES implementation was picked at run time. */
+/* Which AES implementation crypto_ctr_init picks at run time: "x86ni" or
+ * "ct64" on amd64, "armv8" or "ct64" on aarch64 (see crypto_armv8.h). */
 const char *crypto_aes_impl(void);
 
 /* X25519: pub = scalar * basepoint (scalar clamped as RFC 7748 says). */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/run-all.sh: every test of the project, as CI runs it (.ci/run calls
 # this). Installs what it needs on Debian, builds, then runs each suite:
-#   unit (musl), unit (ASan+UBSan), integration (musl), integration (ASan),
+#   unit (musl), unit (ASan+UBSan), arm64 (cross-built unit tests under
+#   qemu-user, AES on and off), integration (musl), integration (ASan),
 #   interop (mtcute), fuzz smoke, image smoke.
 # Each suite prints its own runner's summary; the last line counts suites.
 # TGF_SKIP="image interop" skips suites by name (for quick local runs only).
@@ -55,6 +56,7 @@ fuzz_smoke() {
 suite build build_all
 suite unit ./build.sh unit
 suite unit-asan ./build.sh asan
+suite arm64 sh tests/arm64/run.sh
 suite integration integration "$ROOT/out/musl/tgfront"
 suite integration-asan integration "$ROOT/out/asan/tgfront"
 suite stress sh tests/stress/run.sh

@@ -1,6 +1,14 @@
 /* Known-answer and streaming tests for src/crypto.c. */
 #include "unit.h"
 
+#include <stdlib.h>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_AES
+#define HWCAP_AES (1UL << 3)   /* the kernel's arm64 uapi value */
+#endif
+#endif
+
 #include "crypto.h"
 #include "stack_probe.h"
 
@@ -56,16 +64,31 @@ static void ctr_init_with(crypto_ctr *c, const br_block_ctrcbc_class *vt,
     if (vt == &br_aes_ct64_ctrcbc_vtable)
         br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
     else
+#if defined(__aarch64__)
+        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
+#else
         br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
+#endif
 }
 
-/* The implementations to test: ct64 always, x86ni when the CPU has it. */
+/* The hardware implementation when the CPU has it (and, on aarch64,
+ * TGFRONT_AES is not "soft"), else NULL. */
+static const br_block_ctrcbc_class *ctr_hw_impl(void)
+{
+#if defined(__aarch64__)
+    return crypto_armv8_ctrcbc_get_vtable();
+#else
+    return br_aes_x86ni_ctrcbc_get_vtable();
+#endif
+}
+
+/* The implementations to test: ct64 always, the hardware one when there. */
 static size_t ctr_impls(const br_block_ctrcbc_class *out[2])
 {
     size_t n = 0;
     out[n++] = &br_aes_ct64_ctrcbc_vtable;
-    if (br_aes_x86ni_ctrcbc_get_vtable() != NULL)
-        out[n++] = br_aes_x86ni_ctrcbc_get_vtable();
+    if (ctr_hw_impl() != NULL)
+        out[n++] = ctr_hw_impl();
     return n;
 }
 
@@ -127,8 +150,59 @@ TEST(crypto_ctr_sp800_38a_f55)
     CHECK_MEM(buf, want, 64);
 
     const char *impl_name = crypto_aes_impl();
+#if defined(__aarch64__)
+    CHECK(strcmp(impl_name, ctr_hw_impl() != NULL ? "armv8" : "ct64") == 0);
+#else
     CHECK(strcmp(impl_name, "x86ni") == 0 || strcmp(impl_name, "ct64") == 0);
+#endif
 }
+
+/* The run-time pick is the one the caller expects: tests/arm64/run.sh runs
+ * the unit tests once with AES and once forced to the fallback, and sets
+ * TGF_EXPECT_AES so a pick that did not change fails here. Without the
+ * variable this only reports the pick. */
+TEST(crypto_aes_impl_is_expected)
+{
+    const char *want = getenv("TGF_EXPECT_AES");
+    const char *got = crypto_aes_impl();
+
+    fprintf(stderr, "     crypto_aes_impl: %s\n", got);
+    CHECK(strcmp(got, "ct64") == 0 || ctr_hw_impl() != NULL);
+    if (want != NULL)
+        CHECK_STR(got, want);
+}
+
+#if defined(__aarch64__)
+/* FIPS-197 appendix C.3: one AES-256 block through the ARMv8 key schedule
+ * and rounds, plus the counter it leaves (incremented once, with a carry
+ * out of the low byte). */
+TEST(crypto_armv8_fips197_c3)
+{
+    uint8_t key[32], block[16], want[16];
+    crypto_armv8_ctrcbc_keys k;
+
+    /* The CPU, not the pick: with TGFRONT_AES=soft the code is still here
+     * and still checked. */
+    if ((getauxval(AT_HWCAP) & HWCAP_AES) == 0) {
+        fprintf(stderr, "     no ARMv8 AES on this CPU: only the fallback is used\n");
+        CHECK_STR(crypto_aes_impl(), "ct64");
+        return;
+    }
+    unit_unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key, 32);
+    unit_unhex("8ea2b7ca516745bfeafc49904b496089", want, 16);
+    /* CTR over a zero block with counter = plaintext is one raw AES. */
+    uint8_t ctr[16];
+    unit_unhex("00112233445566778899aabbccddeeff", ctr, 16);
+    memset(block, 0, sizeof block);
+    crypto_armv8_ctrcbc_init(&k, key, 32);
+    CHECK(k.vtable == &crypto_armv8_ctrcbc_vtable);
+    k.vtable->ctr(&k.vtable, ctr, block, sizeof block);
+    CHECK_MEM(block, want, 16);
+    unit_unhex("00112233445566778899aabbccddef00", want, 16);
+    CHECK_MEM(ctr, want, 16);
+    crypto_wipe(&k, sizeof k);
+}
+#endif
 
 #define MSG_LEN 100
 
