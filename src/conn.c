@@ -76,6 +76,8 @@ struct conn {
     unsigned over_limit : 1;     /* front after the inbound PROXY header */
     unsigned dc_counted : 1;
     unsigned mem_wait : 1;       /* a block was refused: retry on the tick */
+    unsigned cw_quiet : 1;       /* client socket hung up without an error */
+    unsigned pw_quiet : 1;       /* peer socket likewise */
     metrics_family family;
     struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */
     socklen_t client_len;
@@ -133,6 +135,7 @@ static void drop_peer(conn *c)
     }
     c->peer = PEER_NONE;
     c->peer_connecting = 0;
+    c->pw_quiet = 0;
 }
 
 static void close_fd(loop *l, loop_watch *w, int reset)
@@ -302,10 +305,12 @@ static uint32_t peer_mask(const conn *c)
 }
 
 /* A socket that has had the other end's FIN and sent ours has nothing left
- * to report; left registered, it would report a hangup on every wait. */
-static int set_watch(loop *l, loop_watch *w, uint32_t mask, int finished)
+ * to report; left registered, it would report a hangup on every wait. One
+ * that hung up without an error (quiet) stays off epoll until we want to
+ * read from it again, and then tells us its EOF. */
+static int set_watch(loop *l, loop_watch *w, uint32_t mask, int finished, int quiet)
 {
-    if (finished) {
+    if (finished || (quiet && mask == 0)) {
         loop_watch_remove(l, w);
         return 0;
     }
@@ -318,8 +323,8 @@ static void update_interest(conn *c)
         return;
     loop *l = c->env->loop;
     int relay = relaying(c);
-    if (set_watch(l, &c->cw, client_mask(c), relay && c->up.eof && c->down.shut) < 0 ||
-        set_watch(l, &c->pw, peer_mask(c), relay && c->down.eof && c->up.shut) < 0) {
+    if (set_watch(l, &c->cw, client_mask(c), relay && c->up.eof && c->down.shut, c->cw_quiet) < 0 ||
+        set_watch(l, &c->pw, peer_mask(c), relay && c->down.eof && c->up.shut, c->pw_quiet) < 0) {
         log_warn("conn", "epoll_ctl failed: %s", strerror(errno));
         conn_close(c, CLOSE_INTERNAL);
     }
@@ -361,6 +366,20 @@ static void dial_next_front(conn *c)
         conn_close(c, CLOSE_FRONT_UNREACHABLE);
 }
 
+/* The early fronting connection failed. Before a verdict a Telegram client
+ * needs no site, and anyone else now meets a site that is down; after it,
+ * the site's failure is passed on as a reset. */
+static void front_lost(conn *c)
+{
+    if (c->fronted) {
+        close_reset(c, 0);
+        return;
+    }
+    drop_peer(c);
+    c->front_failed = 1;
+    conn_metrics(c)->front_unreachable++;
+}
+
 /* Queues our PROXY v2 header once the fronting connection is up and the
  * client's address is final. It is written on its own, before any client
  * byte, as a load balancer in front of a stock server would. */
@@ -376,7 +395,7 @@ static void queue_front_header(conn *c)
         n = proxyproto_v2_build(c->hdr, sizeof c->hdr, (const struct sockaddr *)&c->client_addr,
                                 (const struct sockaddr *)&dst);
     if (n == 0) {
-        conn_close(c, CLOSE_INTERNAL);
+        front_lost(c);   /* the site reset at once (ENOTCONN) */
         return;
     }
     c->hdr_off = 0;
@@ -393,16 +412,8 @@ static void flush_to_front(conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (n < 0 && c->fronted) {
-            close_reset(c, 0);
-            return;
-        }
         if (n < 0) {
-            /* Before a verdict: a Telegram client needs no site; anyone
-             * else now meets a site that is down. */
-            drop_peer(c);
-            c->front_failed = 1;
-            conn_metrics(c)->front_unreachable++;
+            front_lost(c);
             return;
         }
         c->hdr_off += (size_t)n;
@@ -469,6 +480,16 @@ static void start_fronting(conn *c)
     if (c->front_failed) {
         conn_close(c, CLOSE_FRONT_UNREACHABLE);
         return;
+    }
+    if (!c->addr_known) {
+        /* Fronted before a load balancer's header arrived (deadline, EOF):
+         * our header names the socket's own peer, so the site still sees a
+         * header first. */
+        c->addr_known = 1;
+        if (c->peer == PEER_FRONT && !c->peer_connecting)
+            queue_front_header(c);
+        if (closed(c))
+            return;
     }
     if (c->pw.fd >= 0 && !c->peer_connecting && c->hdr_off == c->hdr_len)
         flush_to_front(c);   /* at once, or once the header has settled */
@@ -891,7 +912,11 @@ static void pass_reset(conn *c, loop_watch *w, int client_side)
         close_reset(c, client_side);
         return;
     }
-    /* Both directions of this socket are over: nothing more to hear. */
+    /* A hangup with nothing to read wanted now: hear it again once we read. */
+    if (client_side)
+        c->cw_quiet = 1;
+    else
+        c->pw_quiet = 1;
     loop_watch_remove(c->env->loop, w);
 }
 

@@ -262,8 +262,13 @@ static void accept_one(server *s, int fd, const struct sockaddr *addr, socklen_t
 {
     server_slot *sl = calloc(1, sizeof *sl + conn_size());
     if (!sl) {
-        log_warn("main", "out of memory for a connection");
+        /* Nothing to front it with: the rest wait in the backlog until the
+         * next tick instead of meeting the same fate. */
+        log_warn("main", "out of memory for a connection; pausing accepts");
         close(fd);
+        s->metrics.closed[CLOSE_NO_MEMORY]++;
+        s->accept_paused = 1;
+        update_accept(s);
         return;
     }
     sl->srv = s;
@@ -284,7 +289,7 @@ static void on_listener(loop_watch *w, uint32_t ev)
 {
     server *s = w->ctx;
     (void)ev;
-    for (int i = 0; i < SERVER_ACCEPT_BATCH && s->listener.fd >= 0; i++) {
+    for (int i = 0; i < SERVER_ACCEPT_BATCH && s->listener.fd >= 0 && !s->accept_paused; i++) {
         if (s->open_conns >= s->conn_cap) {
             update_accept(s);   /* the backlog holds the rest until one closes */
             return;

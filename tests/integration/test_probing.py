@@ -269,3 +269,19 @@ def test_soft_descriptor_limit_is_raised(make_daemon):
 def d_bin():
     from conftest import tgfront_bin
     return tgfront_bin()
+
+
+def test_fronted_before_load_balancer_header_still_gets_ours(make_daemon, backend):
+    """proxy-protocol-listener: a connection fronted before its inbound
+    PROXY header is complete (here: the handshake deadline) still reaches
+    the site behind a PROXY v2 header of ours (naming the socket's peer),
+    followed by exactly the bytes it sent."""
+    d = make_daemon(top={"proxy-protocol-listener": True},
+                    tables={"network.timeout": {"handshake": "1s"}})
+    partial = b"\r\n\r\n\x00\r\nQUIT"   # the start of a v2 signature, then silence
+    with raw_connect(d.addr) as s:
+        s.sendall(partial)
+        conn = backend_conn_for(backend, s, 4)
+        assert conn is not None, "no PROXY header of ours reached the site"
+        assert conn.proxy.src == "127.0.0.1" and conn.proxy.sport == s.getsockname()[1]
+        assert wait_data(backend, conn, partial, 4) == partial
