@@ -734,6 +734,11 @@ static const key_def keys[] = {
     { KEY("network.client-keep-alive", "count"),
       AT_U32(client_keepalive_count, 1, 127, CLIENT_KEEPALIVE_COUNT) },
 
+    /* The site's TLS answer (site_probe.h): a check is one connection. */
+    { KEY("site-profile", "enabled"), AT_BOOL(site_profile_enabled, 1) },
+    { KEY("site-profile", "refresh"), AT_SECS(site_refresh_s, SEC, 7 * 24 * HOUR, 3 * HOUR) },
+    { KEY("site-profile", "check"), AT_SECS(site_check_s, SEC, 24 * HOUR, 10 * MIN) },
+
     /* Anti-replay is on unless disabled: safer than mtg's omitted = false. */
     { KEY("defense.anti-replay", "enabled"), AT_BOOL(antireplay_enabled, 1) },
     { KEY("defense.anti-replay", "max-size"), AT_BYTES(antireplay_max_size, KIB, GIB, KIB * KIB) },

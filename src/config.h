@@ -46,6 +46,12 @@ typedef struct {
     int client_keepalive_disabled;
     uint32_t client_keepalive_idle_s, client_keepalive_interval_s, client_keepalive_count;
 
+    /* [site-profile] (tgfront's own): learning the site's TLS answer
+     * (site_probe.h); on by default, full refresh every 3 h, a
+     * one-connection check every 10 min. */
+    int site_profile_enabled;
+    uint32_t site_refresh_s, site_check_s;
+
     /* [defense.anti-replay]: on unless enabled = false (safer than mtg). */
     int antireplay_enabled;
     uint64_t antireplay_max_size;        /* bytes, default 1 MiB */

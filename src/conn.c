@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "faketls.h"
 #include "log.h"
+#include "mlkem_shape.h"
 #include "netutil.h"
 #include "obfs2.h"
 #include "proxyproto.h"
@@ -37,11 +38,6 @@ typedef enum {
 /* The peer socket (pw) is, in turn, the early fronting connection and then,
  * for a proven client, the DC connection. */
 typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
-
-/* ServerHello application-data size when nothing better is known: what mtg
- * sends without doppelganger samples (2500..4699 bytes). */
-#define SH_APPDATA_MIN 2500
-#define SH_APPDATA_SPREAD 2200
 
 /* After our PROXY header, the client's first bytes wait this long, so the
  * site reads the header on its own, as from a load balancer that opened the
@@ -497,13 +493,26 @@ static void start_fronting(conn *c)
 
 /* ---------- Telegram path ---------- */
 
+/* The answer is shaped after the site's own answer to this kind of hello
+ * (site_profile.h): its cipher, extension order and key-share group, and
+ * one application-data record as long as its encrypted flight. */
 static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
 {
     const tgf_config *cfg = c->env->cfg;
-    uint8_t scalar[32], pub[32];
-    uint8_t appdata[SH_APPDATA_MIN + SH_APPDATA_SPREAD];
+    uint8_t scalar[32], share[FAKETLS_MLKEM_SERVER_SHARE];
+    site_answer a;
     uint32_t r;
     c->down.buf = block;
+    site_store_pick(c->env->site, h, &a, NULL);
+    uint8_t *pub = share;
+    if (a.sh.group == FAKETLS_GROUP_X25519MLKEM768) {
+        /* The hybrid server share: ML-KEM ciphertext, then X25519. */
+        pub = share + FAKETLS_MLKEM_CT_LEN;
+        if (mlkem_shape_ct(share) < 0) {
+            conn_close(c, CLOSE_INTERNAL);
+            return;
+        }
+    }
     if (crypto_random(scalar, sizeof scalar) < 0 || crypto_random(&r, sizeof r) < 0) {
         crypto_wipe(scalar, sizeof scalar);
         conn_close(c, CLOSE_INTERNAL);
@@ -511,11 +520,16 @@ static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
     }
     crypto_x25519_public(scalar, pub);
     crypto_wipe(scalar, sizeof scalar);
-    size_t app_len = SH_APPDATA_MIN + r % SH_APPDATA_SPREAD;
+    size_t fixed = faketls_shaped_len(h->session_id_len, &a.sh, 0);
+    size_t room = fixed && fixed < POOL_BLOCK_SIZE ? POOL_BLOCK_SIZE - fixed : 0;
+    size_t app_len = site_answer_appdata_len(&a, r, room < FAKETLS_RECORD_MAX ? room
+                                                                              : FAKETLS_RECORD_MAX);
     size_t n = 0;
-    if (crypto_random(appdata, app_len) == 0)
-        n = faketls_build_server_hello(block, POOL_BLOCK_SIZE, h, &cfg->secret, pub, appdata,
-                                       app_len);
+    /* The random record body is drawn where the builder leaves it. */
+    uint8_t *appdata = block + fixed;
+    if (fixed && fixed + app_len <= POOL_BLOCK_SIZE && crypto_random(appdata, app_len) == 0)
+        n = faketls_build_shaped(block, POOL_BLOCK_SIZE, h, &cfg->secret, &a.sh, share, appdata,
+                                 app_len);
     if (n == 0) {
         conn_close(c, CLOSE_INTERNAL);
         return;

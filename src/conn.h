@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "replay.h"
+#include "site_profile.h"
 
 typedef struct conn conn;
 
@@ -39,6 +40,7 @@ typedef struct conn_env {
     metrics *metrics;
     const tgf_config *cfg;
     replay_filter *replay;              /* NULL when anti-replay is off */
+    site_store *site;                   /* the site's TLS answer; NULL: default */
     const dc_addr *front_addrs;         /* the fronting target, resolved */
     size_t front_count;
     /* The connection was fronted: it no longer counts as a Telegram client. */
