@@ -126,7 +126,7 @@ size_t site_probe_hello(site_shape shape, const char *sni, uint8_t *out, size_t 
     put(&w, sni, sni_len);
     close16(&w, l);
     close16(&w, e);
-    put_hex(&w, "00050005010000000000");                  /* status_request */
+    put_hex(&w, "000500050100000000");                    /* status_request */
     if (shape == SITE_SHAPE_MLKEM) {
         put_hex(&w, "000a000c000a");
         GREASE(4);
@@ -400,7 +400,8 @@ static void do_refresh(site_prober *p, int *failing)
     }
 }
 
-/* One connection: does the site still answer as the store says? */
+/* One connection: does the site still answer as the store says? 1 yes,
+ * 0 no, -1 nothing learned yet (the caller retries the refresh). */
 static int still_same(site_prober *p)
 {
     site_flight f;
@@ -417,7 +418,7 @@ static int still_same(site_prober *p)
     }
     pthread_mutex_unlock(&p->store->lock);
     if (!known)
-        return 0;
+        return -1;
     if (probe_with_stop(&p->target, (site_shape)shape, &f, p->stop_fd[0], err, sizeof err) < 0)
         return 1;   /* a failed check is not a change: the next one retries */
     return site_answer_fits(&a, &f);
@@ -436,8 +437,11 @@ static void *prober_main(void *arg)
             next_refresh = now + (uint64_t)p->refresh_s * 1000;
             next_check = now + (uint64_t)p->check_s * 1000;
         } else if (now >= next_check) {
-            if (!still_same(p)) {
-                log_info("site", "the site's TLS answer changed (a new certificate?): learning it again");
+            int same = still_same(p);
+            if (same <= 0) {
+                if (same == 0)
+                    log_info("site", "the site's TLS answer changed (a new certificate?): "
+                                     "learning it again");
                 next_refresh = now;
                 continue;
             }

@@ -164,11 +164,12 @@ site_flight_result site_flight_parse(const uint8_t *buf, size_t len, site_flight
 static uint32_t normalised_size(const site_flight *f, uint8_t *coins)
 {
     *coins = 0;
-    if (f->records < 3)
+    if (f->records < 4)
         return f->flight_bytes;
-    /* Go sends EncryptedExtensions, Certificate, CertificateVerify and
-     * Finished as one record each: the CertificateVerify is next to last. */
-    size_t cv = f->rec_len[f->records - 2];
+    /* Go sends EncryptedExtensions, Certificate, CertificateVerify,
+     * Finished (and, at once, a NewSessionTicket) as one record each: the
+     * CertificateVerify is the third. */
+    size_t cv = f->rec_len[2];
     if (cv < CV_OVERHEAD)
         return f->flight_bytes;
     size_t sig = cv - CV_OVERHEAD;

@@ -168,6 +168,15 @@ class Sink:
         self.srv.server_close()
 
 
+def image_caddy_godebug():
+    """The GODEBUG the image's Caddy service sets (rootfs/etc/s6/services/
+    caddy/run), so the test sites negotiate as the image's does."""
+    with open(os.path.join(ROOT, "rootfs", "etc", "s6", "services", "caddy", "run")) as f:
+        m = re.search(r"^\S*/export GODEBUG (\S+)$", f.read(), re.M)
+    assert m, "the caddy service sets no GODEBUG"
+    return m.group(1)
+
+
 def caddy_bin():
     b = os.environ.get("CADDY_BIN", os.path.join(ROOT, "out", "cache", "caddy", "usr", "bin", "caddy"))
     if not os.path.isabs(b):
@@ -255,7 +264,8 @@ class Stack:
         https_port, http_port = free_port(), free_port()
         cfg = self.caddyfile(name, https_port, http_port, wrapper)
         env = {"PATH": "/usr/bin:/bin", "HOME": self.data, "XDG_DATA_HOME": self.data,
-               "XDG_CONFIG_HOME": os.path.join(self.dir, "config-" + name)}
+               "XDG_CONFIG_HOME": os.path.join(self.dir, "config-" + name),
+               "GODEBUG": image_caddy_godebug()}
         log = os.path.join(self.dir, "caddy-%s.log" % name)
         p = Proc([caddy_bin(), "run", "--config", cfg, "--adapter", "caddyfile"], log, env)
         self.procs.append(p)
