@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -266,7 +267,6 @@ static int connect_target(const site_target *t, int stop_fd, uint64_t deadline, 
 static int probe_with_stop(const site_target *t, site_shape shape, site_flight *out, int stop_fd,
                            char *err, size_t err_cap)
 {
-    static __thread uint8_t buf[PROBE_BUF];
     uint8_t hello[HELLO_MAX];
     uint64_t deadline = mono_ms() + t->timeout_ms;
     size_t hlen = site_probe_hello(shape, t->cfg->secret.host, hello, sizeof hello);
@@ -275,9 +275,17 @@ static int probe_with_stop(const site_target *t, site_shape shape, site_flight *
         return -1;
     }
     snprintf(err, err_cap, "the site's answer ended early or timed out");
-    int fd = connect_target(t, stop_fd, deadline, err, err_cap);
-    if (fd < 0)
+    /* A probe runs a few times an hour: its buffer is taken for it. */
+    uint8_t *buf = malloc(PROBE_BUF);
+    if (!buf) {
+        snprintf(err, err_cap, "out of memory");
         return -1;
+    }
+    int fd = connect_target(t, stop_fd, deadline, err, err_cap);
+    if (fd < 0) {
+        free(buf);
+        return -1;
+    }
     int rc = -1;
     if (t->cfg->fronting_proxy_protocol) {
         struct sockaddr_storage self, peer;
@@ -304,7 +312,7 @@ static int probe_with_stop(const site_target *t, site_shape shape, site_flight *
             goto out;
         if (w == 0)
             break;   /* quiet (done if r is OK) or out of time */
-        ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
+        ssize_t n = recv(fd, buf + have, PROBE_BUF - have, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (n <= 0)
@@ -316,13 +324,14 @@ static int probe_with_stop(const site_target *t, site_shape shape, site_flight *
             snprintf(err, err_cap, "%s", why ? why : "unusable answer");
             goto out;
         }
-        if (have == sizeof buf)
+        if (have == PROBE_BUF)
             break;
     }
     if (r == SITE_FLIGHT_OK)
         rc = 0;
 out:
     close(fd);   /* the site logs a handshake that ended: nothing at info level */
+    free(buf);
     return rc;
 }
 
