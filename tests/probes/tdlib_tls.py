@@ -125,9 +125,21 @@ def read_like_tdlib(sock, hello, key):
     return buf
 
 
-def read_flight(sock, quiet=0.3, limit=8.0):
+def _records(raw):
+    recs, off = [], 0
+    while off + 5 <= len(raw):
+        n = struct.unpack(">H", raw[off + 3:off + 5])[0]
+        if off + 5 + n > len(raw):
+            break
+        recs.append((raw[off], n))
+        off += 5 + n
+    return recs
+
+
+def read_flight(sock, quiet=0.3, limit=8.0, expect=None):
     """ServerHello record, CCS, encrypted records until `quiet` s of
-    silence. Returns (serverhello_record, [record lengths])."""
+    silence (or, with expect, as soon as that many encrypted records are
+    in). Returns (serverhello_record, [record lengths])."""
     sh = _recv_exact(sock, 5)
     sh += _recv_exact(sock, struct.unpack(">H", sh[3:5])[0])
     raw = b""
@@ -140,13 +152,9 @@ def read_flight(sock, quiet=0.3, limit=8.0):
         if not c:
             break
         raw += c
-    recs, off = [], 0
-    while off + 5 <= len(raw):
-        n = struct.unpack(">H", raw[off + 3:off + 5])[0]
-        if off + 5 + n > len(raw):
+        if expect is not None and len(_records(raw)) >= expect + 1:
             break
-        recs.append((raw[off], n))
-        off += 5 + n
+    recs = _records(raw)
     assert recs and recs[0] == (0x14, 1), "no CCS after the ServerHello: %r" % recs[:2]
     assert all(t == 0x17 for t, _ in recs[1:]), recs
     return sh, [n for _, n in recs[1:]]

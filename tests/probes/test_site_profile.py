@@ -3,8 +3,8 @@
 One stack of its own (stock Caddy as the reference, tgfront in front of the
 same site with the image's GODEBUG), tgfront checking the site every second:
 
-  test_answer_matches_site   500 handshakes per hello kind through tgfront
-                             (parsed exactly as tdlib does) against 500 with
+  test_answer_matches_site   1000 handshakes per hello kind through tgfront
+                             (parsed exactly as tdlib does) against 1000 with
                              the stock Caddy: cipher, extension order, group
                              and share length identical; tgfront's flight
                              sizes inside Caddy's range; X25519 keys on the
@@ -30,7 +30,7 @@ import pytest
 import stack
 import tdlib_tls
 
-N = int(os.environ.get("SITE_PROFILE_N", "500"))   # per hello kind and side
+N = int(os.environ.get("SITE_PROFILE_N", "1000"))   # per hello kind and side
 LOG = os.path.join(stack.ROOT, "out", "test-logs", "site-profile.txt")
 
 
@@ -82,13 +82,19 @@ def wait_learned(s, timeout=30):
     raise AssertionError("tgfront learned no site profile:\n%s\n%s" % (s.metrics(), s.tgfront.text()[-3000:]))
 
 
-def caddy_answer(port, shape, proxy=False):
+def caddy_answer(port, shape, proxy=False, expect=None):
     with socket.create_connection(("127.0.0.1", port), 10) as c:
         if proxy:
             c.sendall(tdlib_tls.proxy_v2(c.getsockname(), c.getpeername()))
         c.sendall(tdlib_tls.build_hello(shape, stack.DOMAIN))
-        sh, recs = tdlib_tls.read_flight(c)
+        sh, recs = tdlib_tls.read_flight(c, expect=expect)
     return sh, sum(5 + n for n in recs), recs
+
+
+def flight_records(port, shape, proxy=False):
+    """How many encrypted records the site's flight has: the most seen in a
+    few reads that wait for silence (later reads stop at that count)."""
+    return max(len(caddy_answer(port, shape, proxy)[2]) for _ in range(5))
 
 
 def tgfront_answer(s, shape):
@@ -119,11 +125,13 @@ def test_caddy_negotiates_like_upstream(st):
 def test_answer_matches_site(st, shape):
     heavy, mass = tdlib_tls.compress10_heavy_mass()
     sides = {}
+    expect = flight_records(st.ref_port, shape)
     for side in ("caddy", "tgfront"):
         rows = []
         for _ in range(N):
             if side == "caddy":
-                sh, size, recs = caddy_answer(st.ref_port, shape)
+                sh, size, recs = caddy_answer(st.ref_port, shape, expect=expect)
+                assert len(recs) == expect, "Caddy's flight: %s" % recs
                 body = None
             else:
                 sh, size, body, _ = tgfront_answer(st, shape)
@@ -231,7 +239,8 @@ def test_sizes_follow_cert(st):
     st.procs.append(p)
     st.front_caddy = p
     stack.wait_port(port, 30, p.p, "caddy fronted (new chain)", p.log)
-    site = sorted({caddy_answer(port, "mlkem", proxy=True)[1] for _ in range(20)})
+    expect = flight_records(port, "mlkem", proxy=True)
+    site = sorted({caddy_answer(port, "mlkem", proxy=True, expect=expect)[1] for _ in range(20)})
     t0 = time.monotonic()
     after = None
     while time.monotonic() - t0 < 30:
@@ -248,3 +257,16 @@ def test_sizes_follow_cert(st):
     assert site[0] > before[-1], "the new chain should give a longer flight"
     assert site[0] <= after[0] and after[-1] <= site[-1]
     assert "changed" in st.tgfront.text()
+
+
+def test_doctor_shows_the_site_answer(st):
+    """`tgfront doctor` probes the site as the daemon does: one line per
+    hello kind, with the hybrid group for the hybrid hello."""
+    import subprocess
+    out = subprocess.run([stack.tgfront_bin(), "doctor", os.path.join(st.dir, "tgfront.toml")],
+                         capture_output=True, text=True, timeout=60).stdout
+    log("doctor:\n" + out)
+    lines = [l for l in out.splitlines() if "hello:" in l]
+    assert any("[ok]   x25519 hello:" in l and "group 0x001d" in l for l in lines), out
+    assert any("[ok]   x25519mlkem768 hello:" in l and "group 0x11ec" in l and "1120-byte" in l
+               for l in lines), out
