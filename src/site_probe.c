@@ -23,6 +23,9 @@
  * this much silence means the flight is over. */
 #define PROBE_QUIET_MS 150
 #define PROBE_BUF (64 * 1024)
+/* Nothing learned yet: the next tries come after 2, 4, 8 ... s (at most
+ * the check interval). */
+#define RETRY_FIRST_MS 2000
 #define HELLO_MAX 4096
 
 /* ---- the probe hello: tdlib's (td/mtproto/TlsInit.cpp), both vintages.
@@ -384,8 +387,9 @@ static void log_answers(const site_answer *a, const int *learned)
     }
 }
 
-/* A refresh; logs a failure only when the previous one succeeded. */
-static void do_refresh(site_prober *p, int *failing)
+/* A refresh; logs a failure only when the previous one succeeded.
+ * Returns the number of hello kinds learned. */
+static int do_refresh(site_prober *p, int *failing)
 {
     site_answer a[SITE_SHAPES];
     int learned[SITE_SHAPES];
@@ -407,6 +411,7 @@ static void do_refresh(site_prober *p, int *failing)
                            "Encrypt ECDSA chain)");
         *failing = 1;
     }
+    return got;
 }
 
 /* One connection: does the site still answer as the store says? 1 yes,
@@ -437,14 +442,22 @@ static void *prober_main(void *arg)
 {
     site_prober *p = arg;
     int failing = 0;
-    uint64_t next_refresh = 0, next_check = 0;
+    uint64_t next_refresh = 0, next_check = 0, retry_ms = RETRY_FIRST_MS;
     for (;;) {
         uint64_t now = mono_ms();
         if (now >= next_refresh) {
-            do_refresh(p, &failing);
+            int got = do_refresh(p, &failing);
             now = mono_ms();
             next_refresh = now + (uint64_t)p->refresh_s * 1000;
             next_check = now + (uint64_t)p->check_s * 1000;
+            /* The site may still be starting (the image starts both at
+             * once) or waiting for its certificate: retry sooner. */
+            if (got == 0 && now + retry_ms < next_check) {
+                next_check = now + retry_ms;
+                retry_ms *= 2;
+            } else if (got) {
+                retry_ms = RETRY_FIRST_MS;
+            }
         } else if (now >= next_check) {
             int same = still_same(p);
             if (same <= 0) {

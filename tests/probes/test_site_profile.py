@@ -69,7 +69,10 @@ def st():
         wait_learned(s)
         yield s
     finally:
-        s.stop()
+        codes = s.stop()
+    text = s.tgfront.text()
+    assert "AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
+    assert codes[s.tgfront.log] == 0, "tgfront exit status %s after SIGTERM" % codes[s.tgfront.log]
 
 
 def wait_learned(s, timeout=30):
