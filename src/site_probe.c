@@ -252,6 +252,7 @@ static int send_all(int fd, const uint8_t *b, size_t n, int stop_fd, uint64_t de
 static int connect_target(const site_target *t, int stop_fd, uint64_t deadline, char *err,
                           size_t err_cap)
 {
+    snprintf(err, err_cap, "cannot connect to the fronting target");
     for (size_t i = 0; i < t->count; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&t->addrs[i].addr;
         int fd = net_connect_start(sa, t->addrs[i].len);
@@ -259,7 +260,6 @@ static int connect_target(const site_target *t, int stop_fd, uint64_t deadline, 
             continue;
         if (wait_fd(fd, POLLOUT, stop_fd, deadline) == 1 && net_connect_error(fd) == 0)
             return fd;
-        snprintf(err, err_cap, "cannot connect to the fronting target");
         close(fd);
     }
     if (t->count == 0)
