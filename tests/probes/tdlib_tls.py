@@ -81,6 +81,13 @@ def build_hello(shape, sni, key=None, ts=None):
     shares += bytes.fromhex("001d0020") + x25519_key()
     exts.append(_ext(0x0033, _u16(len(shares)) + shares))
     exts.append(bytes.fromhex("44cd00050003026832" if mlkem else "446900050003026832"))
+    if mlkem:
+        # encrypted_client_hello (outer, GREASE-like): tdlib's current hello
+        # has one; tgfront's prober leaves it out, so this checks that a
+        # site without ECH keys answers the same either way.
+        payload = os.urandom(144 + 32 * (os.urandom(1)[0] % 4))
+        ech = bytes.fromhex("0000010001") + os.urandom(1) + b"\x00\x20" + os.urandom(32)
+        exts.append(_ext(0xFE0D, ech + _u16(len(payload)) + payload))
     exts.append(bytes.fromhex("ff01000100"))
     exts.append(g[3] + b"\x00\x01\x00")
     head = b"\x03\x03" + b"\x00" * 32 + b"\x20" + os.urandom(32)
