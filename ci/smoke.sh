@@ -5,10 +5,9 @@
 #   SMOKE_BUILD=0 ci/smoke.sh   test an existing image ($IMAGE_TAG)
 #   IMAGE_ARCH=arm64 ci/smoke.sh   the same for the arm64 image (./build.sh image
 #                          arm64, tag tgfront:arm64) under emulation: qemu-user
-#                          registered with binfmt_misc (ci/binfmt.sh). A subset:
-#                          start-up, HTTPS, redirect, probe, FakeTLS to the fake
-#                          DC, health, user, architecture and stop; the checks
-#                          skipped say so ("skipped under emulation").
+#                          registered with binfmt_misc (ci/binfmt.sh). The same
+#                          checks, except that stop goes through s6-svscanctl
+#                          (see stop_emulated).
 #
 # Engine: docker when `docker info` works, else podman (runc, ci/containers.conf);
 # ENGINE=docker|podman overrides. The container under test runs in a network
@@ -76,16 +75,6 @@ need_tools() {
     image_engine_setup || image_die "neither a working docker nor podman"
     image_arch_is_host || sh ci/binfmt.sh "$IMAGE_ARCH" || image_die "cannot run $IMAGE_ARCH containers here"
     echo "smoke: engine $ENGINE, image $IMAGE_TAG ($IMAGE_ARCH)"
-}
-
-# full CHECK...: runs CHECK, except under emulation (an image for another
-# architecture), where it is skipped for time and says so.
-full() {
-    if image_arch_is_host; then
-        "$@"
-    else
-        info "skipped under emulation: $1"
-    fi
 }
 
 # Seconds to wait for the first HTTPS answer: Caddy's start under qemu-user
@@ -410,6 +399,7 @@ EOF
 
 # stop_timed NAME: stop exits 0 within 10 s.
 stop_timed() {
+    image_arch_is_host || { stop_emulated "$1"; return 0; }
     t0=$(now_ms)
     $ENGINE stop -t 10 "$1" >/dev/null 2>&1 || true
     dt=$(( $(now_ms) - t0 ))
@@ -418,6 +408,28 @@ stop_timed() {
         ok "$ENGINE stop: exit code 0 after $dt ms"
     else
         fail "$ENGINE stop: exit code $code after $dt ms"
+    fi
+}
+
+# Under emulation the stop goes through s6's control FIFO: qemu-user 7.2
+# loses the SIGTERM that `stop` sends to s6-svscan, which reads its signals
+# through signalfd (skalibs), so `stop` ends in SIGKILL after its timeout.
+# The same s6 on this machine stops on SIGTERM (stop_timed). This checks the
+# rest of the path: both services stop and the container exits 0.
+stop_emulated() {
+    t0=$(now_ms)
+    $ENGINE exec "$1" s6-svscanctl -t /run/service >/dev/null 2>&1 || true
+    i=0
+    while [ $i -lt 100 ] && [ "$($ENGINE inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    dt=$(( $(now_ms) - t0 ))
+    code=$($ENGINE inspect --format '{{.State.Running}} {{.State.ExitCode}}' "$1" 2>/dev/null || echo '?')
+    if [ "$code" = "false 0" ]; then
+        ok "s6-svscanctl -t (stop under emulation): both services stopped, exit code 0 after $dt ms"
+    else
+        fail "s6-svscanctl -t: running/exit code '$code' after $dt ms"
     fi
 }
 
@@ -455,20 +467,19 @@ main() {
     trap 'exit 130' INT TERM
     build_image
     check_metadata
-    full check_bad_config
+    check_bad_config
     make_netns
     if check_start; then
         check_https
         check_redirect
         check_probe
         check_faketls
-        full check_caddy_config
+        check_caddy_config
         check_health
         check_users
         check_arch
-        full check_restarts
-        full check_persistence
-        image_arch_is_host || stop_timed "$CTR"
+        check_restarts
+        check_persistence
     fi
     report_size
     echo "$PASSED passed, $FAILED failed"
