@@ -1,3 +1,5 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2034,SC2153 # IMAGE_OUT comes from build/image.sh, which reads the variables set here
 # build/image-arch.sh: the image's architecture. Sourced by build/image.sh
 # (POSIX sh, set -eu); sets variables and defines functions only.
 #
@@ -64,6 +66,7 @@ image_arch_daemon() {
     if image_arch_is_host; then
         daemon_build
     else
+        # shellcheck disable=SC2034 # read by build/daemon.sh
         DAEMON_ARM64_QEMU=0
         daemon_arm64 all
     fi
@@ -73,6 +76,7 @@ image_arch_daemon() {
 image_arch_daemon_prereqs() {
     image_arch_check
     image_arch_is_host && return 0
+    # shellcheck disable=SC2034 # read by build/daemon.sh
     DAEMON_ARM64_QEMU=0
     daemon_arm64_prereqs
 }
@@ -108,7 +112,7 @@ image_arch_fetch() {
     want=
     for p in $(image_arch_closure); do
         v=$(apt-cache policy "$p" | sed -n 's/^  Candidate: //p')
-        [ -n "$v" ] && [ "$v" != "(none)" ] || image_die "apt has no candidate for $p"
+        case $v in ''|'(none)') image_die "apt has no candidate for $p" ;; esac
         want="$want $p=$v"
     done
     [ -n "$want" ] || image_die "apt-cache depends found nothing for $IMAGE_ARCH_PKGS ($IMAGE_ARCH)"
@@ -144,6 +148,7 @@ image_arch_prereqs() {
     done
     command -v readelf >/dev/null 2>&1 || missing="$missing binutils"
     command -v file >/dev/null 2>&1 || missing="$missing file"
+    # shellcheck disable=SC2086 # one word per package
     [ -z "$missing" ] || { image_say "installing$missing"; image_apt_install $missing; }
     image_arch_multiarch
     image_arch_fetch
@@ -259,6 +264,8 @@ image_arch_add_busybox() {
 image_arch_check_root() {
     root=$1
     n=0
+    # shellcheck disable=SC2044 # the root's paths have no blanks; a pipe
+    # into while would lose n and image_die's exit.
     for f in $(find "$root" -type f); do
         machine=$(LC_ALL=C readelf -hW "$f" 2>/dev/null | sed -n 's/^ *Machine: *//p')
         [ -n "$machine" ] || continue

@@ -77,10 +77,11 @@ need_tools() {
     echo "smoke: engine $ENGINE, image $IMAGE_TAG ($IMAGE_ARCH)"
 }
 
-# Seconds to wait for the first HTTPS answer: Caddy's start under qemu-user
-# takes several times as long.
-start_limit() {
-    if image_arch_is_host; then echo 30; else echo 120; fi
+# How many times longer the waits for services are: Caddy's start and
+# restart under qemu-user take several times as long (14 s and 9 s measured
+# under shared load, against 1.3 s and 1.2 s natively).
+slow() {
+    if image_arch_is_host; then echo 1; else echo 4; fi
 }
 
 cleanup() {
@@ -205,7 +206,7 @@ check_start() {
     t0=$(now_ms)
     start_main "$CTR" || { fail "container starts"; return 1; }
     i=0
-    while [ $i -lt $(($(start_limit) * 10)) ]; do
+    while [ $i -lt $(($(slow) * 300)) ]; do
         if https_get "$CTR" -k -o /dev/null 2>/dev/null; then
             STARTUP_MS=$(( $(now_ms) - t0 ))
             ok "first HTTPS answer through :443 after $STARTUP_MS ms"
@@ -220,7 +221,7 @@ check_start() {
         i=$((i + 1))
     done
     $ENGINE logs "$CTR" 2>&1 | tail -n 20
-    fail "no HTTPS answer through :443 within $(start_limit) s"
+    fail "no HTTPS answer through :443 within $(($(slow) * 30)) s"
     return 1
 }
 
@@ -297,7 +298,7 @@ kill_and_wait() {
     $ENGINE exec "$CTR" kill -KILL $old
     t0=$(now_ms)
     i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt $(($(slow) * 100)) ]; do
         new=$($ENGINE exec "$CTR" pidof "$proc" 2>/dev/null || true)
         if [ -n "$new" ] && [ "$new" != "$old" ] && https_get "$CTR" -k -o /dev/null 2>/dev/null; then
             ok "$proc killed (pid $old) and back (pid $new), serving again after $(( $(now_ms) - t0 )) ms"
@@ -306,7 +307,7 @@ kill_and_wait() {
         sleep 0.1
         i=$((i + 1))
     done
-    fail "$proc did not come back within 10 s"
+    fail "$proc did not come back within $(($(slow) * 10)) s"
 }
 
 # The container runs the image's architecture (under emulation: through
