@@ -295,9 +295,10 @@ image_arch_build_opts() {
     image_arch_is_host || echo "--platform linux/$IMAGE_ARCH"
 }
 
-# A foreign image is for another machine: out/tgfront-ARCH.tar.gz for
-# `docker load -i` / `podman load -i` there (IMAGE_SAVE=0 skips it,
-# IMAGE_SAVE=1 writes one for this machine's architecture too).
+# A foreign image is for another machine: out/tgfront-ARCH.tar.gz (a
+# docker-archive, gzipped) for `docker load -i` or `gunzip -c | podman load`
+# there (podman 4.3's load does not read gzip). IMAGE_SAVE=0 skips it,
+# IMAGE_SAVE=1 writes one for this machine's architecture too.
 image_arch_save() {
     if image_arch_is_host; then
         [ "${IMAGE_SAVE:-0}" = 1 ] || return 0
@@ -307,5 +308,5 @@ image_arch_save() {
     archive=$IMAGE_OUT/tgfront-$IMAGE_ARCH.tar.gz
     $ENGINE save "$IMAGE_TAG" | gzip -c >"$archive.tmp" || image_die "$ENGINE save $IMAGE_TAG failed"
     mv "$archive.tmp" "$archive"
-    image_say "saved $IMAGE_TAG to $archive ($(wc -c <"$archive" | tr -d ' ') bytes; load it with: docker load -i tgfront-$IMAGE_ARCH.tar.gz)"
+    image_say "saved $IMAGE_TAG to $archive ($(wc -c <"$archive" | tr -d ' ') bytes; load it with docker load -i, or gunzip -c | podman load)"
 }

@@ -140,6 +140,24 @@ build_image() {
 
 # --- checks ------------------------------------------------------------------------
 
+# The archive ./build.sh image writes for another architecture's machine
+# (out/tgfront-ARCH.tar.gz) holds the image just built, under its name.
+check_archive() {
+    image_arch_is_host && return 0
+    [ "${SMOKE_BUILD:-1}" != 0 ] || return 0
+    archive=$IMAGE_OUT/tgfront-$IMAGE_ARCH.tar.gz
+    id=$($ENGINE image inspect --format '{{.Id}}' "$IMAGE_TAG" 2>/dev/null || true)
+    got=$(tar -xzOf "$archive" manifest.json 2>/dev/null | /usr/bin/python3 -c '
+import json, os, sys
+m = json.load(sys.stdin)[0]
+print(os.path.basename(m["Config"]).split(".")[0], " ".join(m.get("RepoTags") or []))' 2>/dev/null || true)
+    if [ -n "$id" ] && [ "${got%% *}" = "${id#sha256:}" ]; then
+        ok "$archive ($(wc -c <"$archive" | tr -d ' ') bytes) holds this image as ${got#* }"
+    else
+        fail "$archive does not hold $IMAGE_TAG ($id): '${got:-unreadable}'"
+    fi
+}
+
 check_metadata() {
     f='{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}} {{json .Config.Volumes}} {{json .Config.Healthcheck}} {{json .Config.StopSignal}} arch={{.Architecture}}'
     meta=$($ENGINE image inspect --format "$f" "$IMAGE_TAG" 2>&1) || meta=
@@ -467,6 +485,7 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     build_image
+    check_archive
     check_metadata
     check_bad_config
     make_netns
