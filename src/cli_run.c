@@ -90,7 +90,8 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
     return 0;
 }
 
-static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
+/* path: the file SIGHUP re-reads (NULL for simple-run). */
+static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const char *path)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
     static server s;   /* large; static keeps it off the stack */
@@ -100,6 +101,7 @@ static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
         server_destroy(&s);
         return CLI_EXIT_USAGE;
     }
+    s.config_path = path;
     if (opts->user && drop_privileges(opts->user) < 0) {
         server_destroy(&s);
         return CLI_EXIT_USAGE;
@@ -142,7 +144,7 @@ int cli_run(int argc, char **argv)
     static tgf_config cfg;
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, path);
 }
 
 static const char simple_usage[] =
@@ -279,5 +281,5 @@ int cli_simple_run(int argc, char **argv)
         secret_wipe(&cfg.secret);
         return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, NULL);
 }
