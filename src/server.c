@@ -286,7 +286,7 @@ int server_reload(server *s)
                          s->cfg->secrets[i].name);
         used = n < 0 ? used : used + (size_t)n;
     }
-    log_info("main", "reloaded %s: %zu secret%s (%s); %zu open connections keep the "
+    log_info("main", "reloaded %s: %zu secret%s (%s); the connections open now (%zu) keep the "
              "configuration they started with", s->config_path, s->cfg->secret_count,
              s->cfg->secret_count == 1 ? "" : "s", names, s->open_conns);
     return 0;
