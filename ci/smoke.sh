@@ -415,31 +415,36 @@ print(tgclient.secret_hex(tgclient.make_secret(sys.argv[1])))' "$TEST_DOMAIN"
 # after the file changed: the new secret is served, the removed one is not,
 # and a broken file changes nothing.
 check_named_secrets() {
-    a=$(new_secret) b=$(new_secret) c=$(new_secret)
+    sa=$(new_secret) sb=$(new_secret) sc=$(new_secret)   # (in_ns sets $c)
     mkdir -p "$WORK/secrets"
-    printf '# test\nbob:%s\n' "$b" >"$WORK/secrets/list"
+    printf '# test\nbob:%s\n' "$sb" >"$WORK/secrets/list"
     # shellcheck disable=SC2046 # net_opts is a list of words
     $ENGINE run -d --name "$CTR3" $(net_opts) -v "$WORK/secrets:/secrets:ro" \
         -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
-        -e "SECRETS=alice:$a" -e SECRETS_FILE=/secrets/list \
+        -e "SECRETS=alice:$sa" -e SECRETS_FILE=/secrets/list \
         "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "named-secrets container starts: $(cat "$WORK/run3.err")"; return 0; }
     i=0
     while [ $i -lt 300 ] && ! https_get "$CTR3" -k -o /dev/null 2>/dev/null; do
+        if [ "$($ENGINE inspect --format '{{.State.Running}}' "$CTR3")" != true ]; then
+            fail "named-secrets container exited at start: $($ENGINE logs "$CTR3" 2>&1 | tail -n 5)"
+            return 0
+        fi
         sleep 0.1
         i=$((i + 1))
     done
+    : >"$WORK/faketls.out"
     links=$(link_secrets "$CTR3")
-    if printf '%s\n' "$links" | grep -qx "$a" && printf '%s\n' "$links" | grep -qx "$b" &&
-        faketls_ok "$CTR3" "$a" && faketls_ok "$CTR3" "$b"; then
+    if printf '%s\n' "$links" | grep -qx "$sa" && printf '%s\n' "$links" | grep -qx "$sb" &&
+        faketls_ok "$CTR3" "$sa" && faketls_ok "$CTR3" "$sb"; then
         ok "SECRETS and SECRETS_FILE: links printed for both, both reach the fake DC"
     else
         $ENGINE logs "$CTR3" 2>&1 | tail -n 10
         fail "named secrets at start: $(cat "$WORK/faketls.out")"
     fi
-    printf 'carol:%s\n' "$c" >"$WORK/secrets/list"
+    printf 'carol:%s\n' "$sc" >"$WORK/secrets/list"
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then
         sleep 0.5
-        if faketls_ok "$CTR3" "$c" && ! faketls_ok "$CTR3" "$b" && faketls_ok "$CTR3" "$a"; then
+        if faketls_ok "$CTR3" "$sc" && ! faketls_ok "$CTR3" "$sb" && faketls_ok "$CTR3" "$sa"; then
             ok "docker exec reload: the added secret is served, the removed one is not ($out)"
         else
             $ENGINE logs "$CTR3" 2>&1 | tail -n 10
@@ -451,7 +456,7 @@ check_named_secrets() {
     printf 'not a name:secret line\n' >"$WORK/secrets/list"
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then
         fail "reload accepted a broken SECRETS_FILE: $out"
-    elif faketls_ok "$CTR3" "$c"; then
+    elif faketls_ok "$CTR3" "$sc"; then
         ok "reload with a broken SECRETS_FILE fails and changes nothing: $(printf '%s' "$out" | tail -n 1)"
     else
         fail "after a refused reload: $(cat "$WORK/faketls.out")"

@@ -1187,7 +1187,11 @@ int config_set(tgf_config *cfg, const char *key, const char *text, const char *o
     int rc = convert(&c, k, &tv, &v);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    return apply_value(&c, k, &v, via_alias, 1);
+    if (apply_value(&c, k, &v, via_alias, 1) < 0)
+        return -1;
+    if (k->check == set_secret)
+        config_secrets_single(cfg);   /* simple-run: the one secret is "default" */
+    return 0;
 }
 
 /* ---- whole-document checks ------------------------------------------ */

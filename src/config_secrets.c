@@ -224,6 +224,16 @@ int config_secrets_finish(tgf_config *cfg, int top_line, char *msg, size_t cap, 
     return 0;
 }
 
+void config_secrets_single(tgf_config *cfg)
+{
+    crypto_wipe(cfg->secret_keys, sizeof cfg->secret_keys);
+    memset(cfg->secrets, 0, sizeof cfg->secrets);
+    cfg->secret_count = 0;
+    config_secret *s = entry_for(cfg, "default");
+    memcpy(cfg->secret_keys[0], cfg->secret.key, SECRET_KEY_LEN);
+    s->has_key = 1;
+}
+
 /* ---- RFC 3339 -------------------------------------------------------- */
 
 static int digits(const char **p, int n, int *out)

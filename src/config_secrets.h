@@ -29,6 +29,10 @@ int config_secrets_entry(tgf_config *cfg, const toml_entry *e, char *msg, size_t
  * Returns 0, or -1 with msg and *line (the line to blame; 1 when none). */
 int config_secrets_finish(tgf_config *cfg, int top_line, char *msg, size_t cap, int *line);
 
+/* Makes cfg->secret the only secret, named "default" (simple-run's SECRET,
+ * set without a file). */
+void config_secrets_single(tgf_config *cfg);
+
 /* RFC 3339 date-time ("2027-01-31T23:59:59Z", "...+02:00", fractions
  * ignored) to Unix seconds. 0, or -1 when it is not one. */
 int config_parse_rfc3339(const char *text, int64_t *unix_s);

@@ -333,3 +333,36 @@ def test_access_prints_every_secret(tmp_path):
         assert tgclient.secret_hex(s) in out["secrets"][n]["hostname"]["tg_url"] or \
             tgclient.secret_b64(s) in out["secrets"][n]["hostname"]["tg_url"]
     assert out["secret"]["hex"] == tgclient.secret_hex(named["alice"])   # mtg's shape
+
+
+def test_simple_run_serves_its_secret(backend_session):
+    """simple-run has no file: its SECRET is the one secret ("default"), so
+    a client holding it gets the FakeTLS answer (and SIGHUP changes nothing)."""
+    import socket
+    import subprocess
+    from conftest import free_port, tgfront_bin
+    port = free_port()
+    secret = tgclient.make_secret(SECRET_HOST)
+    ours, theirs = socket.socketpair()
+    p = subprocess.Popen([tgfront_bin(), "simple-run", "127.0.0.1:%d" % port,
+                          tgclient.secret_hex(secret), "--domain-fronting-ip", "127.0.0.1",
+                          "-p", str(backend_session.addr[1]), "--ready-fd", str(theirs.fileno())],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),))
+    try:
+        theirs.close()
+        ours.settimeout(10)
+        assert ours.recv(1) == b"\n", "simple-run not ready"
+        p.send_signal(signal.SIGHUP)
+        for _ in range(2):
+            c = tgclient.FakeTLSClient(("127.0.0.1", port), secret)
+            c.open()
+            c.send_hello()
+            c.read_server_answer()   # raises unless the answer proves the secret
+            c.close()
+    finally:
+        ours.close()
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=10)
+    assert p.returncode == 0, out
+    assert b"no configuration file to re-read (simple-run)" in out, out

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cli.h"
 #include "config.h"
 #include "config_ref.h"
 #include "config_secrets.h"
@@ -336,4 +337,17 @@ TEST(secrets_config_ref)
     CHECK_STR(c->secrets[0].name, "default");   /* still held once */
     config_ref_drop(c);
     config_ref_drop(NULL);
+}
+
+/* simple-run sets its SECRET without a file: it is the one secret, "default". */
+TEST(secrets_simple_run_secret_is_default)
+{
+    static tgf_config cfg;
+    char *argv[] = { (char *)"simple-run", (char *)"127.0.0.1:443", (char *)HEX_B };
+    cli_run_opts opts;
+    CHECK_EQ_INT(cli_simple_run_parse(3, argv, &cfg, &opts), 0);
+    CHECK_EQ_INT(cfg.secret_count, 1);
+    CHECK_STR(cfg.secrets[0].name, "default");
+    CHECK(memcmp(cfg.secret_keys[0], cfg.secret.key, SECRET_KEY_LEN) == 0);
+    CHECK(cfg.secret_keys[0][15] == 0xff);
 }
