@@ -415,9 +415,10 @@ print(tgclient.secret_hex(tgclient.make_secret(sys.argv[1])))' "$TEST_DOMAIN"
 # after the file changed: the new secret is served, the removed one is not,
 # and a broken file changes nothing.
 check_named_secrets() {
-    sa=$(new_secret) sb=$(new_secret) sc=$(new_secret)   # (in_ns sets $c)
+    sa=$(new_secret) sb=$(new_secret) sc=$(new_secret) sd=$(new_secret)   # (in_ns sets $c)
     mkdir -p "$WORK/secrets"
-    printf '# test\nbob:%s\n' "$sb" >"$WORK/secrets/list"
+    printf '# test\nbob:%s\ndave:%s expires=2020-01-01T00:00:00Z max-connections=5\n' "$sb" "$sd" \
+        >"$WORK/secrets/list"
     # shellcheck disable=SC2046 # net_opts is a list of words
     $ENGINE run -d --name "$CTR3" $(net_opts) -v "$WORK/secrets:/secrets:ro" \
         -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
@@ -435,8 +436,8 @@ check_named_secrets() {
     : >"$WORK/faketls.out"
     links=$(link_secrets "$CTR3")
     if printf '%s\n' "$links" | grep -qx "$sa" && printf '%s\n' "$links" | grep -qx "$sb" &&
-        faketls_ok "$CTR3" "$sa" && faketls_ok "$CTR3" "$sb"; then
-        ok "SECRETS and SECRETS_FILE: links printed for both, both reach the fake DC"
+        faketls_ok "$CTR3" "$sa" && faketls_ok "$CTR3" "$sb" && ! faketls_ok "$CTR3" "$sd"; then
+        ok "SECRETS and SECRETS_FILE: links printed for both, both reach the fake DC; an expired one (expires= in the file) does not"
     else
         $ENGINE logs "$CTR3" 2>&1 | tail -n 10
         fail "named secrets at start: $(cat "$WORK/faketls.out")"
@@ -445,13 +446,13 @@ check_named_secrets() {
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then
         sleep 0.5
         if faketls_ok "$CTR3" "$sc" && ! faketls_ok "$CTR3" "$sb" && faketls_ok "$CTR3" "$sa"; then
-            ok "docker exec reload: the added secret is served, the removed one is not ($out)"
+            ok "$ENGINE exec reload: the added secret is served, the removed one is not ($out)"
         else
             $ENGINE logs "$CTR3" 2>&1 | tail -n 10
             fail "after reload: $(cat "$WORK/faketls.out")"
         fi
     else
-        fail "docker exec reload: $out"
+        fail "$ENGINE exec reload: $out"
     fi
     printf 'not a name:secret line\n' >"$WORK/secrets/list"
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then

@@ -606,7 +606,7 @@ static void report_skew(conn *c, const faketls_hello *h, int64_t now)
     log_warn("conn", "client %s proved secret '%s' but its clock is %lld s %s ours (tolerance "
              "%u ms): fronted. Sync the clock: on this server (NTP: chrony, systemd-timesyncd) "
              "when every client is off, else on the phone or computer (automatic date and "
-             "time)%s", ip, sec->name, (long long)(skew < 0 ? -skew : skew),
+             "time); a replay of an old hello looks the same%s", ip, sec->name, (long long)(skew < 0 ? -skew : skew),
              skew < 0 ? "behind" : "ahead of", c->cfg->tolerate_skew_ms, tail);
 }
 

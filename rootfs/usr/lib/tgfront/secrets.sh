@@ -7,6 +7,10 @@
 #                                       line (commas work too); blank lines
 #                                       and lines starting with # are skipped
 #
+# After name:secret, optional limits separated by spaces become its
+# [secret-limits.NAME] table: max-connections=2 expires=2027-01-31T23:59:59Z
+# quota=10gib quota-period=720h.
+#
 # Names are 1-32 letters, digits, '_' or '-' (they label the metrics);
 # secrets are hex or base64 text. tgfront itself checks each secret and
 # that all are for DOMAIN when the rendered config is validated.
@@ -21,30 +25,34 @@ secrets_table() {
 $(cat "$SECRETS_FILE")"
     fi
     printf '%s\n' "$list" | tr ',' '\n' | awk '
-        { sub(/\r$/, ""); gsub(/^[ \t]+|[ \t]+$/, "") }
-        $0 == "" || /^#/ { next }
+        function bad(msg) { print "error: SECRETS: " msg > "/dev/stderr"; failed = 1; exit 1 }
+        { sub(/\r$/, "") }
+        $1 == "" || $1 ~ /^#/ { next }
         {
-            i = index($0, ":")
-            name = substr($0, 1, i - 1); secret = substr($0, i + 1)
-            gsub(/[ \t]+$/, "", name); gsub(/^[ \t]+/, "", secret)
-            if (i == 0 || name !~ /^[A-Za-z0-9_-]+$/ || length(name) > 32) {
-                print "error: SECRETS: \"" (i ? name : $0) "\" is not name:secret with a name of 1-32 letters, digits, _ or -" > "/dev/stderr"
-                bad = 1; exit 1
-            }
-            if (secret !~ /^[A-Za-z0-9+\/=_-]+$/) {
-                print "error: SECRETS: the secret of \"" name "\" is not hex or base64 text" > "/dev/stderr"
-                bad = 1; exit 1
-            }
-            if (name in seen) {
-                print "error: SECRETS: the name \"" name "\" is given twice" > "/dev/stderr"
-                bad = 1; exit 1
-            }
+            i = index($1, ":")
+            name = substr($1, 1, i - 1); secret = substr($1, i + 1)
+            if (i == 0 || name !~ /^[A-Za-z0-9_-]+$/ || length(name) > 32)
+                bad("\"" $1 "\" is not name:secret with a name of 1-32 letters, digits, _ or -")
+            if (secret !~ /^[A-Za-z0-9+\/=_-]+$/)
+                bad("the secret of \"" name "\" is not hex or base64 text")
+            if (name in seen)
+                bad("the name \"" name "\" is given twice")
             seen[name] = 1; out[++n] = name " = \"" secret "\""
+            for (f = 2; f <= NF; f++) {
+                k = $f; sub(/=.*/, "", k); v = substr($f, length(k) + 2)
+                if (k !~ /^(max-connections|expires|quota|quota-period)$/ || v !~ /^[A-Za-z0-9:.+_-]+$/)
+                    bad("\"" $f "\" (for \"" name "\") is not max-connections=N, expires=RFC3339, quota=SIZE or quota-period=DURATION")
+                lim[name] = lim[name] k " = " (k == "max-connections" ? v : "\"" v "\"") "\n"
+            }
         }
         END {
-            if (bad) exit 1
+            if (failed) exit 1
             if (n == 0) exit 0
             print "[secrets]"
-            for (k = 1; k <= n; k++) print out[k]
+            for (j = 1; j <= n; j++) print out[j]
+            for (j = 1; j <= n; j++) {
+                name = out[j]; sub(/ = .*/, "", name)
+                if (name in lim) printf "\n[secret-limits.%s]\n%s", name, lim[name]
+            }
         }'
 }
