@@ -33,7 +33,9 @@ typedef struct server {
     pool pool;
     metrics metrics;
     replay_filter *replay;            /* NULL when anti-replay is off */
-    secret_usage *usage;              /* per-secret numbers and limits */
+    secret_usage *usage;              /* per-secret numbers and limits: one per
+                                       * process (limits hold across loops), so
+                                       * several loops share one, like replay */
     conn_env env;                     /* what every connection is given */
 
     loop_watch listener;
