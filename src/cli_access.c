@@ -197,6 +197,7 @@ int cli_access(int argc, char **argv)
     }
     printf("  }\n}\n");
     crypto_wipe(cfg.secret_keys, sizeof cfg.secret_keys);
+    crypto_wipe(cfg.secret_hmac, sizeof cfg.secret_hmac);
     secret_wipe(&cfg.secret);
     return CLI_EXIT_OK;
 }

@@ -1271,7 +1271,7 @@ int config_load_string(const char *text, size_t len, const char *name,
     toml_free(doc);
     if (rc < 0) {
         secret_wipe(&cfg->secret);
-        crypto_wipe(cfg->secret_keys, sizeof cfg->secret_keys);
+        config_secrets_wipe(cfg);
         return -1;
     }
     return 0;

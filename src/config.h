@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "crypto.h"
 #include "dc.h"
 #include "secret.h"
 
@@ -82,6 +83,7 @@ typedef struct {
     size_t secret_count;
     config_secret secrets[CONFIG_SECRETS_MAX];
     uint8_t secret_keys[CONFIG_SECRETS_MAX][SECRET_KEY_LEN];
+    crypto_hmac_key secret_hmac[CONFIG_SECRETS_MAX];   /* prepared from secret_keys */
 } tgf_config;
 
 /* The index of the secret named name, or -1. */

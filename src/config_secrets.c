@@ -164,6 +164,14 @@ int config_secrets_entry(tgf_config *cfg, const toml_entry *e, char *msg, size_t
     return set_limit(s, e, msg, cap) < 0 ? -1 : 1;
 }
 
+/* Each hello is checked against every secret: their HMAC states are
+ * computed once here, not per hello. */
+static void prepare(tgf_config *cfg)
+{
+    for (size_t i = 0; i < cfg->secret_count; i++)
+        crypto_hmac_key_init(&cfg->secret_hmac[i], cfg->secret_keys[i], SECRET_KEY_LEN);
+}
+
 /* Moves entry i to the front, keeping the others' order. */
 static void move_first(tgf_config *cfg, size_t i)
 {
@@ -221,17 +229,25 @@ int config_secrets_finish(tgf_config *cfg, int top_line, char *msg, size_t cap, 
     }
     /* mtg's single-secret code (doctor, the fronting host) reads secret. */
     memcpy(cfg->secret.key, cfg->secret_keys[0], SECRET_KEY_LEN);
+    prepare(cfg);
     return 0;
 }
 
 void config_secrets_single(tgf_config *cfg)
 {
-    crypto_wipe(cfg->secret_keys, sizeof cfg->secret_keys);
+    config_secrets_wipe(cfg);
     memset(cfg->secrets, 0, sizeof cfg->secrets);
     cfg->secret_count = 0;
     config_secret *s = entry_for(cfg, "default");
     memcpy(cfg->secret_keys[0], cfg->secret.key, SECRET_KEY_LEN);
     s->has_key = 1;
+    prepare(cfg);
+}
+
+void config_secrets_wipe(tgf_config *cfg)
+{
+    crypto_wipe(cfg->secret_keys, sizeof cfg->secret_keys);
+    crypto_wipe(cfg->secret_hmac, sizeof cfg->secret_hmac);
 }
 
 /* ---- RFC 3339 -------------------------------------------------------- */

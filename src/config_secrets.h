@@ -33,6 +33,9 @@ int config_secrets_finish(tgf_config *cfg, int top_line, char *msg, size_t cap, 
  * set without a file). */
 void config_secrets_single(tgf_config *cfg);
 
+/* Wipes every key and prepared HMAC state (a failed load). */
+void config_secrets_wipe(tgf_config *cfg);
+
 /* RFC 3339 date-time ("2027-01-31T23:59:59Z", "...+02:00", fractions
  * ignored) to Unix seconds. 0, or -1 when it is not one. */
 int config_parse_rfc3339(const char *text, int64_t *unix_s);

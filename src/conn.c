@@ -641,7 +641,7 @@ static void process_hello(conn *c)
     if (c->hs_len < c->hs_next_check && c->hs_len < cap)
         return;   /* the record in progress is not complete yet */
     const faketls_keyring ring = { cfg->secret_keys, cfg->secret_count, cfg->secret.host,
-                                   cfg->secret.host_len };
+                                   cfg->secret.host_len, cfg->secret_hmac };
     int64_t now = (int64_t)time(NULL);
     faketls_result r = faketls_check_client_hello_any(c->hs + c->hs_start, c->hs_len - c->hs_start,
                                                       &ring, now, cfg->tolerate_skew_ms, &h, &why);

@@ -370,14 +370,17 @@ static void hmac_masked(crypto_hmac *h, const uint8_t *data, size_t n, size_t of
 
 /* HMAC-SHA256(key, record header || hello with the random zeroed), over
  * the reassembled single-record form, as the client computed it. */
-static void hello_digest(const hs_view *v, const uint8_t key[SECRET_KEY_LEN],
+static void hello_digest(const hs_view *v, const faketls_keyring *ring, size_t k,
                          uint8_t mac[CRYPTO_SHA256_LEN])
 {
     uint8_t hdr[FAKETLS_HEADER_LEN] = { REC_HANDSHAKE, 0x03, 0x01, 0, 0 };
     crypto_hmac h;
     size_t off = 0;
     put_be16(hdr + 3, v->total);
-    crypto_hmac_init(&h, key, SECRET_KEY_LEN);
+    if (ring->prepared != NULL)
+        crypto_hmac_init_prepared(&h, &ring->prepared[k]);
+    else
+        crypto_hmac_init(&h, ring->keys[k], SECRET_KEY_LEN);
     crypto_hmac_update(&h, hdr, sizeof hdr);
     for (size_t i = 0; i < v->nseg; i++) {
         hmac_masked(&h, v->seg[i], v->seg_len[i], off);
@@ -400,7 +403,7 @@ static faketls_reason check_digest(const hs_view *v, const faketls_keyring *ring
 
     view_copy(v, HS_RANDOM_OFF, out->client_random, RANDOM_LEN);
     for (size_t k = 0; k < ring->count; k++) {
-        hello_digest(v, ring->keys[k], mac);
+        hello_digest(v, ring, k, mac);
         for (size_t i = 0; i < RANDOM_LEN; i++)
             mac[i] ^= out->client_random[i];
         uint32_t ok = (uint32_t)crypto_equal(mac, zeros, sizeof zeros);
@@ -435,7 +438,7 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           faketls_reason *reason)
 {
     const faketls_keyring ring = { (const uint8_t (*)[SECRET_KEY_LEN])secret->key, 1,
-                                   secret->host, secret->host_len };
+                                   secret->host, secret->host_len, NULL };
     return faketls_check_client_hello_any(buf, len, &ring, now_unix, tolerance_ms, out, reason);
 }
 

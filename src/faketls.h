@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "secret.h"
 
 /* Largest handshake message (4-byte header + body) we accept. Telegram's
@@ -99,6 +100,7 @@ typedef struct {
     size_t count;
     const char *host;
     size_t host_len;
+    const crypto_hmac_key *prepared;   /* prepared[i] is keys[i]'s, or NULL */
 } faketls_keyring;
 
 /* faketls_check_client_hello against every key of ring: the same checks,
