@@ -28,6 +28,7 @@ RUN_ID=$$
 NS=tgfront-smoke-$RUN_ID
 CTR=tgfront-smoke-$RUN_ID
 CTR2=tgfront-smoke2-$RUN_ID
+CTR3=tgfront-smoke3-$RUN_ID
 VOL=tgfront-smoke-$RUN_ID
 WORK=$(mktemp -d /tmp/tgfront-smoke.XXXXXX)
 DC_PORT=4430
@@ -86,7 +87,7 @@ slow() {
 
 cleanup() {
     set +e
-    for c in "$CTR" "$CTR2"; do
+    for c in "$CTR" "$CTR2" "$CTR3"; do
         $ENGINE rm -f "$c" >/dev/null 2>&1
     done
     $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
@@ -471,6 +472,71 @@ check_persistence() {
     stop_timed "$CTR2"
 }
 
+# faketls_ok CONTAINER SECRET: a FakeTLS client with SECRET reaches the fake DC.
+faketls_ok() {
+    in_ns "$1" /usr/bin/python3 ci/faketls_check.py --secret "$2" --proxy 127.0.0.1:443 \
+        --dc-listen "127.0.0.1:$DC_PORT" >"$WORK/faketls.out" 2>&1
+}
+
+new_secret() {
+    /usr/bin/python3 -c 'import sys; sys.path.insert(0, "tests/integration"); import tgclient
+print(tgclient.secret_hex(tgclient.make_secret(sys.argv[1])))' "$TEST_DOMAIN"
+}
+
+# Named secrets from SECRETS and a mounted SECRETS_FILE, then `reload`
+# after the file changed: the new secret is served, the removed one is not,
+# and a broken file changes nothing.
+check_named_secrets() {
+    sa=$(new_secret) sb=$(new_secret) sc=$(new_secret) sd=$(new_secret)   # (in_ns sets $c)
+    mkdir -p "$WORK/secrets"
+    printf '# test\nbob:%s\ndave:%s expires=2020-01-01T00:00:00Z max-connections=5\n' "$sb" "$sd" \
+        >"$WORK/secrets/list"
+    # shellcheck disable=SC2046 # net_opts is a list of words
+    $ENGINE run -d --name "$CTR3" $(net_opts) -v "$WORK/secrets:/secrets:ro" \
+        -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
+        -e "SECRETS=alice:$sa" -e SECRETS_FILE=/secrets/list \
+        "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "named-secrets container starts: $(cat "$WORK/run3.err")"; return 0; }
+    i=0
+    while [ $i -lt 300 ] && ! https_get "$CTR3" -k -o /dev/null 2>/dev/null; do
+        if [ "$($ENGINE inspect --format '{{.State.Running}}' "$CTR3")" != true ]; then
+            fail "named-secrets container exited at start: $($ENGINE logs "$CTR3" 2>&1 | tail -n 5)"
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    : >"$WORK/faketls.out"
+    links=$(link_secrets "$CTR3")
+    if printf '%s\n' "$links" | grep -qx "$sa" && printf '%s\n' "$links" | grep -qx "$sb" &&
+        faketls_ok "$CTR3" "$sa" && faketls_ok "$CTR3" "$sb" && ! faketls_ok "$CTR3" "$sd"; then
+        ok "SECRETS and SECRETS_FILE: links printed for both, both reach the fake DC; an expired one (expires= in the file) does not"
+    else
+        $ENGINE logs "$CTR3" 2>&1 | tail -n 10
+        fail "named secrets at start: $(cat "$WORK/faketls.out")"
+    fi
+    printf 'carol:%s\n' "$sc" >"$WORK/secrets/list"
+    if out=$($ENGINE exec "$CTR3" reload 2>&1); then
+        sleep 0.5
+        if faketls_ok "$CTR3" "$sc" && ! faketls_ok "$CTR3" "$sb" && faketls_ok "$CTR3" "$sa"; then
+            ok "$ENGINE exec reload: the added secret is served, the removed one is not ($out)"
+        else
+            $ENGINE logs "$CTR3" 2>&1 | tail -n 10
+            fail "after reload: $(cat "$WORK/faketls.out")"
+        fi
+    else
+        fail "$ENGINE exec reload: $out"
+    fi
+    printf 'not a name:secret line\n' >"$WORK/secrets/list"
+    if out=$($ENGINE exec "$CTR3" reload 2>&1); then
+        fail "reload accepted a broken SECRETS_FILE: $out"
+    elif faketls_ok "$CTR3" "$sc"; then
+        ok "reload with a broken SECRETS_FILE fails and changes nothing: $(printf '%s' "$out" | tail -n 1)"
+    else
+        fail "after a refused reload: $(cat "$WORK/faketls.out")"
+    fi
+    stop_timed "$CTR3"
+}
+
 report_size() {
     unpacked=$($ENGINE image inspect --format '{{.Size}}' "$IMAGE_TAG")
     compressed=$($ENGINE save "$IMAGE_TAG" 2>/dev/null | gzip -c | wc -c)
@@ -500,6 +566,7 @@ main() {
         check_arch
         check_restarts
         check_persistence
+        check_named_secrets
     fi
     report_size
     echo "$PASSED passed, $FAILED failed"

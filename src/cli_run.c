@@ -112,7 +112,8 @@ static void start_site_profile(const tgf_config *cfg, server *s, site_store *sit
         log_warn("site", "cannot start the site prober: %s", strerror(errno));
 }
 
-static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
+/* path: the file SIGHUP re-reads (NULL for simple-run). */
+static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const char *path)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
     static server s;   /* large; static keeps it off the stack */
@@ -122,6 +123,7 @@ static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
         server_destroy(&s);
         return CLI_EXIT_USAGE;
     }
+    s.config_path = path;
     if (opts->user && drop_privileges(opts->user) < 0) {
         server_destroy(&s);
         return CLI_EXIT_USAGE;
@@ -168,7 +170,7 @@ int cli_run(int argc, char **argv)
     static tgf_config cfg;
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, path);
 }
 
 static const char simple_usage[] =
@@ -305,5 +307,5 @@ int cli_simple_run(int argc, char **argv)
         secret_wipe(&cfg.secret);
         return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, NULL);
 }

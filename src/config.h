@@ -9,10 +9,26 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "crypto.h"
 #include "dc.h"
 #include "secret.h"
 
 #define CONFIG_HOST_MAX 255
+
+/* Named secrets (tgfront's own [secrets] and [secret-limits.NAME];
+ * config_secrets.c). mtg's single secret is the one named "default". */
+#define CONFIG_SECRETS_MAX 256        /* each costs one HMAC per hello */
+#define CONFIG_SECRET_NAME_MAX 32     /* [A-Za-z0-9_-], a metric label */
+
+typedef struct {
+    char name[CONFIG_SECRET_NAME_MAX + 1];
+    int has_key;                      /* 0 while only limits named it */
+    int limits_line;                  /* its [secret-limits.NAME], for messages */
+    uint32_t max_connections;         /* concurrent Telegram relays; 0 = no limit */
+    int64_t expires;                  /* Unix seconds; 0 = never */
+    uint64_t quota_bytes;             /* both directions per period; 0 = none */
+    uint64_t quota_period_s;          /* default 30 days; windows aligned on Unix time */
+} config_secret;
 
 typedef struct {
     int debug;
@@ -66,7 +82,18 @@ typedef struct {
 
     /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
     dc_table dcs;
+
+    /* Every secret a hello may prove, mtg's `secret` first (as "default"),
+     * then [secrets] in file order; secret_keys[i] is secrets[i]'s key and
+     * all share secret.host. secret (above) is secrets[0] with the host. */
+    size_t secret_count;
+    config_secret secrets[CONFIG_SECRETS_MAX];
+    uint8_t secret_keys[CONFIG_SECRETS_MAX][SECRET_KEY_LEN];
+    crypto_hmac_key secret_hmac[CONFIG_SECRETS_MAX];   /* prepared from secret_keys */
 } tgf_config;
+
+/* The index of the secret named name, or -1. */
+int config_secret_find(const tgf_config *cfg, const char *name);
 
 /* Sets every default (as documented in README). The secret and bind-to are
  * left unset; config_load_* require them. */

@@ -46,6 +46,17 @@ void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len)
     burn_stack();
 }
 
+void crypto_hmac_key_init(crypto_hmac_key *k, const uint8_t *key, size_t key_len)
+{
+    br_hmac_key_init(k, &br_sha256_vtable, key, key_len);
+    burn_stack();
+}
+
+void crypto_hmac_init_prepared(crypto_hmac *h, const crypto_hmac_key *k)
+{
+    br_hmac_init(&h->ctx, k, 0);
+}
+
 void crypto_hmac_update(crypto_hmac *h, const void *data, size_t len)
 {
     br_hmac_update(&h->ctx, data, len);

@@ -206,7 +206,7 @@ static int parse_ciphers(parser *p, uint16_t *chosen, uint8_t *tls13)
 /* server_name extension data in [p->off, p->end): ServerNameList. Sets
  * *matched when one host_name entry equals host, *names when any host_name
  * entry exists. */
-static int parse_sni(parser *p, const tg_secret *s, int *names, int *matched)
+static int parse_sni(parser *p, const faketls_keyring *s, int *names, int *matched)
 {
     size_t list_len, type, name_len;
     P_TRY(p_u16(p, &list_len));
@@ -250,7 +250,7 @@ static int has_mlkem_share(const hs_view *v, size_t off, size_t end)
     return 0;
 }
 
-static int parse_extensions(parser *p, const tg_secret *s, faketls_hello *out)
+static int parse_extensions(parser *p, const faketls_keyring *s, faketls_hello *out)
 {
     size_t ext_len, type, len;
     int names = 0, matched = 0;
@@ -290,7 +290,7 @@ static int parse_extensions(parser *p, const tg_secret *s, faketls_hello *out)
 
 /* Parses the ClientHello body (the handshake header was checked by the
  * framing code). Fills sid and cipher into out. */
-static int parse_client_hello(parser *p, const tg_secret *s, faketls_hello *out)
+static int parse_client_hello(parser *p, const faketls_keyring *s, faketls_hello *out)
 {
     size_t sid_len, comp_len;
     p->off = HS_HDR_LEN;
@@ -401,20 +401,19 @@ static void hmac_masked(crypto_hmac *h, const uint8_t *data, size_t n, size_t of
     crypto_hmac_update(h, data + (ze - off), end - ze);
 }
 
-/* Checks the digest; on success stores the timestamp and random. The HMAC
- * runs over the reassembled single-record form, as the client computed it. */
-static faketls_reason check_digest(const hs_view *v, const tg_secret *s,
-                                   faketls_hello *out)
+/* HMAC-SHA256(key, record header || hello with the random zeroed), over
+ * the reassembled single-record form, as the client computed it. */
+static void hello_digest(const hs_view *v, const faketls_keyring *ring, size_t k,
+                         uint8_t mac[CRYPTO_SHA256_LEN])
 {
-    static const uint8_t zeros[28];
     uint8_t hdr[FAKETLS_HEADER_LEN] = { REC_HANDSHAKE, 0x03, 0x01, 0, 0 };
-    uint8_t mac[CRYPTO_SHA256_LEN];
     crypto_hmac h;
     size_t off = 0;
-    int ok;
-
     put_be16(hdr + 3, v->total);
-    crypto_hmac_init(&h, s->key, SECRET_KEY_LEN);
+    if (ring->prepared != NULL)
+        crypto_hmac_init_prepared(&h, &ring->prepared[k]);
+    else
+        crypto_hmac_init(&h, ring->keys[k], SECRET_KEY_LEN);
     crypto_hmac_update(&h, hdr, sizeof hdr);
     for (size_t i = 0; i < v->nseg; i++) {
         hmac_masked(&h, v->seg[i], v->seg_len[i], off);
@@ -422,15 +421,36 @@ static faketls_reason check_digest(const hs_view *v, const tg_secret *s,
     }
     crypto_hmac_final(&h, mac);
     crypto_hmac_wipe(&h);
+}
+
+/* Checks the digest against every key of the ring; on success stores the
+ * timestamp, the random and the key's index. Every key is tried, and the
+ * match is selected with masks rather than branches, so the time taken
+ * says nothing about which key (if any) matched. */
+static faketls_reason check_digest(const hs_view *v, const faketls_keyring *ring,
+                                   faketls_hello *out)
+{
+    static const uint8_t zeros[FAKETLS_RANDOM_MAC_LEN];
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    uint32_t found = 0, index = 0, ts = 0;
 
     view_copy(v, HS_RANDOM_OFF, out->client_random, RANDOM_LEN);
-    for (size_t i = 0; i < RANDOM_LEN; i++)
-        mac[i] ^= out->client_random[i];
-    ok = crypto_equal(mac, zeros, sizeof zeros);
-    out->timestamp = (uint32_t)mac[28] | (uint32_t)mac[29] << 8 |
+    for (size_t k = 0; k < ring->count; k++) {
+        hello_digest(v, ring, k, mac);
+        for (size_t i = 0; i < RANDOM_LEN; i++)
+            mac[i] ^= out->client_random[i];
+        uint32_t ok = (uint32_t)crypto_equal(mac, zeros, sizeof zeros);
+        uint32_t take = 0u - (ok & (found ^ 1u));   /* all ones for the first match */
+        uint32_t t = (uint32_t)mac[28] | (uint32_t)mac[29] << 8 |
                      (uint32_t)mac[30] << 16 | (uint32_t)mac[31] << 24;
+        index |= (uint32_t)k & take;
+        ts |= t & take;
+        found |= ok;
+    }
     crypto_wipe(mac, sizeof mac);
-    return ok ? FAKETLS_R_NONE : FAKETLS_R_BAD_DIGEST;
+    out->timestamp = ts;
+    out->key_index = index;
+    return found ? FAKETLS_R_NONE : FAKETLS_R_BAD_DIGEST;
 }
 
 static int time_ok(uint32_t ts, int64_t now, uint32_t tolerance_ms)
@@ -449,6 +469,18 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           uint32_t tolerance_ms,
                                           faketls_hello *out,
                                           faketls_reason *reason)
+{
+    const faketls_keyring ring = { (const uint8_t (*)[SECRET_KEY_LEN])secret->key, 1,
+                                   secret->host, secret->host_len, NULL };
+    return faketls_check_client_hello_any(buf, len, &ring, now_unix, tolerance_ms, out, reason);
+}
+
+faketls_result faketls_check_client_hello_any(const uint8_t *buf, size_t len,
+                                              const faketls_keyring *ring,
+                                              int64_t now_unix,
+                                              uint32_t tolerance_ms,
+                                              faketls_hello *out,
+                                              faketls_reason *reason)
 {
     faketls_reason r = FAKETLS_R_NONE, dummy_r;
     faketls_hello tmp, *h = out ? out : &tmp;
@@ -469,7 +501,7 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
         return FAKETLS_NEED_MORE;
 
     p = (parser){ &v, 0, v.total, FAKETLS_R_NONE };
-    rc = parse_client_hello(&p, secret, h);
+    rc = parse_client_hello(&p, ring, h);
     if (rc == P_REJECT) {
         r = p.reason;
         goto reject;
@@ -477,7 +509,7 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
     if (framing == P_MORE || rc == P_MORE)
         return FAKETLS_NEED_MORE;
 
-    r = check_digest(&v, secret, h);
+    r = check_digest(&v, ring, h);
     if (r != FAKETLS_R_NONE)
         goto reject;
     if (!time_ok(h->timestamp, now_unix, tolerance_ms)) {

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "secret.h"
 
 /* Largest handshake message (4-byte header + body) we accept. Telegram's
@@ -79,6 +80,7 @@ typedef struct {
     uint8_t tls13_suites;     /* bit n: suite 0x1301 + n offered */
     uint8_t mlkem_share;      /* 1: a 1216-byte X25519MLKEM768 key share */
     uint32_t timestamp;       /* client's Unix time from the digest */
+    uint32_t key_index;       /* which key of the ring the hello proved */
     size_t consumed;          /* input bytes forming the hello records */
 } faketls_hello;
 
@@ -105,6 +107,30 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           uint32_t tolerance_ms,
                                           faketls_hello *out,
                                           faketls_reason *reason);
+
+/* The keys a hello may prove, all for one hostname (tgfront's named
+ * secrets). keys[0..count) are 16-byte secret keys. */
+typedef struct {
+    const uint8_t (*keys)[SECRET_KEY_LEN];
+    size_t count;
+    const char *host;
+    size_t host_len;
+    const crypto_hmac_key *prepared;   /* prepared[i] is keys[i]'s, or NULL */
+} faketls_keyring;
+
+/* faketls_check_client_hello against every key of ring: the same checks,
+ * with the HMAC computed for each key (all of them, whatever matches, so
+ * the time taken does not depend on which one did). On FAKETLS_OK
+ * out->key_index names the key. When the digest matched a key but the
+ * timestamp did not pass (REJECT with FAKETLS_R_TIME_SKEW), out->timestamp
+ * and out->key_index are filled too, so the caller can report the skew.
+ * Cost: one HMAC-SHA256 over the hello per key. */
+faketls_result faketls_check_client_hello_any(const uint8_t *buf, size_t len,
+                                              const faketls_keyring *ring,
+                                              int64_t now_unix,
+                                              uint32_t tolerance_ms,
+                                              faketls_hello *out,
+                                              faketls_reason *reason);
 
 /* After faketls_check_client_hello said NEED_MORE for buf[0..len): the
  * length the prefix must reach before checking again can tell more, i.e.
