@@ -61,7 +61,7 @@ image_apt_install() {
 
 image_prereqs() {
     missing=
-    for p in s6 execline busybox-static ca-certificates; do
+    for p in s6 execline busybox-static ca-certificates libcap2-bin; do
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
     done
     command -v ldd >/dev/null 2>&1 || missing="$missing libc-bin"
@@ -204,6 +204,9 @@ image_add_busybox() {
 image_add_caddy() {
     root=$1
     image_install_elf "$IMAGE_CACHE/caddy/usr/bin/caddy" /usr/bin/caddy "$root"
+    # Caddy runs as the caddy user; this one capability lets it bind the
+    # public HTTP port in the host's network namespace (--network host).
+    setcap cap_net_bind_service=+ep "$root/usr/bin/caddy" || image_die "setcap on caddy failed"
     [ -r "$IMAGE_CACHE/caddy/usr/share/doc/caddy/copyright" ] &&
         mkdir -p "$root/usr/share/doc/caddy" &&
         cp "$IMAGE_CACHE/caddy/usr/share/doc/caddy/copyright" "$root/usr/share/doc/caddy/"
@@ -254,6 +257,10 @@ image_rootfs() {
     image_add_caddy "$tmp"
     image_add_certs "$tmp"
     chmod 0755 "$tmp/init"
+    # A new named volume starts as a copy of /data: Caddy's part is the
+    # caddy user's already (no CHOWN capability needed at first start).
+    mkdir -p "$tmp/data/caddy"
+    chown 102:102 "$tmp/data/caddy"
     image_check_root "$tmp"
     rm -rf "$IMAGE_ROOT"
     mv "$tmp" "$IMAGE_ROOT"
@@ -330,7 +337,9 @@ image_build() {
     image_base
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     image_say "building $IMAGE_TAG with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
-    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" -t "$IMAGE_TAG"
+    ver=$("$IMAGE_OUT/musl/tgfront" version 2>/dev/null | cut -d' ' -f2)
+    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" \
+        --build-arg "VERSION=${ver:-unknown}" -t "$IMAGE_TAG"
     if [ "$ENGINE" = podman ]; then
         # host network: apt inside the builder uses this machine's mirror;
         # docker format keeps HEALTHCHECK; --pull=never: no registry here.
