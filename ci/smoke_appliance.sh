@@ -144,15 +144,6 @@ EOF
 
 # --- fail fast -------------------------------------------------------------------------
 
-# The engine's own start and stop, measured once, so the fail-fast checks
-# can assert that init refuses within a second on top of it.
-measure_engine_overhead() {
-    t0=$(now_ms)
-    $ENGINE run --rm --network none --entrypoint /bin/true "$IMAGE_TAG" >/dev/null 2>&1 || true
-    ENGINE_MS=$(( $(now_ms) - t0 ))
-    info "$ENGINE run of /bin/true: $ENGINE_MS ms (subtracted below)"
-}
-
 check_fail_fast_daemon() {
     expect_fail "DIAL_TIMEOUT=2h (only the daemon knows its bound)" \
         "DIAL_TIMEOUT='2h': key 'network.timeout.tcp' must be at most 1h" \
@@ -373,11 +364,11 @@ part_no_certificate() {
 
 # --- ACME with pebble, offline ------------------------------------------------------------
 
-# pebble_start NS DIR: pebble (Let's Encrypt's test server) in NS, on
+# pebble_start NS DIR TLSPORT: pebble (Let's Encrypt's test server) in NS, on
 # loopback, validating for real (no always-valid switch, no random sleep),
 # its listener certificate self-made in DIR/cert.pem.
 pebble_start() {
-    n=$1 dir=$2
+    n=$1 dir=$2 tls_port=$3
     mkdir -p "$dir"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=pebble \
         -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$dir/key.pem" -out "$dir/cert.pem" \
@@ -385,7 +376,7 @@ pebble_start() {
     chmod 0644 "$dir/key.pem" "$dir/cert.pem"
     cat >"$dir/pebble.json" <<EOF
 {"pebble": {"listenAddress": "127.0.0.1:$PEBBLE_DIR_PORT", "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT_PORT",
-  "certificate": "$dir/cert.pem", "privateKey": "$dir/key.pem", "httpPort": 80, "tlsPort": 443,
+  "certificate": "$dir/cert.pem", "privateKey": "$dir/key.pem", "httpPort": 80, "tlsPort": $tls_port,
   "ocspResponderURL": "", "externalAccountBindingRequired": false}}
 EOF
     ip netns exec "$n" env PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$dir/pebble.json" \
@@ -400,16 +391,16 @@ EOF
     return 1
 }
 
-# part_acme NAME CHALLENGE [ENV...]: a certificate from pebble for DOMAIN,
-# the challenge CHALLENGE validated (pebble's log), then HTTPS through :443
-# verified against pebble's root.
+# part_acme NAME CHALLENGE TLSPORT [ENV...]: a certificate from pebble for
+# DOMAIN, Caddy answering the CHALLENGE (its log), then HTTPS through :443
+# verified against pebble's root. TLSPORT is where pebble checks TLS-ALPN-01.
 part_acme() {
-    name=$1 challenge=$2
-    shift 2
+    name=$1 challenge=$2 tls_port=$3
+    shift 3
     n=tgfront-smoke-$name-$RUN_ID
     c=tgfront-smoke-$name-$RUN_ID
     dir=$WORK/pebble-$name
-    pebble_start "$n" "$dir" || { echo "FAIL - $name: pebble does not start: $(tail -n 3 "$dir/pebble.log" 2>/dev/null)"; return 0; }
+    pebble_start "$n" "$dir" "$tls_port" || { echo "FAIL - $name: pebble does not start: $(tail -n 3 "$dir/pebble.log" 2>/dev/null)"; return 0; }
     t0=$(now_ms)
     $ENGINE run -d --name "$c" --network "ns:/run/netns/$n" -v "$dir:/pebble:ro" \
         -e DOMAIN=$TEST_DOMAIN -e TLS=acme -e EMAIL=smoke@example.org \
@@ -426,25 +417,27 @@ part_acme() {
     get_in "$n" "https://127.0.0.1:$PEBBLE_MGMT_PORT/roots/0" --cacert "$dir/cert.pem" >"$dir/root.pem" 2>/dev/null || true
     code=$(get_in "$n" "https://$TEST_DOMAIN/" --resolve "$TEST_DOMAIN:443:127.0.0.1" --cacert "$dir/root.pem" \
         -o /dev/null -w '%{http_code}' 2>"$dir/curl.err" || true)
-    validated=$(grep -ci "$challenge" "$dir/pebble.log" || true)
+    validated=$($ENGINE logs "$c" 2>&1 | grep 'served key authentication' | grep -c "\"challenge\":\"$challenge\"" || true)
     if [ "$hrc" = 0 ] && [ "$code" = 200 ] && [ "$validated" -gt 0 ]; then
-        echo "ok   - $name: pebble issued a certificate via $challenge in $dt ms (healthy); https://$TEST_DOMAIN through :443 verifies against pebble's root (200)"
+        echo "ok   - $name: pebble validated $challenge ($validated answers by Caddy) and issued a certificate in $dt ms (healthy); https://$TEST_DOMAIN through :443 verifies against pebble's root (200)"
     else
-        echo "FAIL - $name: healthy rc $hrc after $dt ms, HTTPS '$code' $(cat "$dir/curl.err"), pebble log lines naming $challenge: $validated"
+        echo "FAIL - $name: healthy rc $hrc after $dt ms, HTTPS '$code' $(cat "$dir/curl.err"), Caddy's $challenge answers: $validated"
         $ENGINE logs "$c" 2>&1 | grep -i 'error\|challenge' | tail -n 5 | sed 's/^/     /'
         tail -n 5 "$dir/pebble.log" | sed 's/^/     /'
     fi
     kill "$(cat "$dir/pebble.pid")" 2>/dev/null
 }
 
+# Port 80: pebble's TLS-ALPN-01 check goes to a port nothing listens on, so
+# only HTTP-01 on :80 can succeed.
 part_acme_http01() {
-    part_acme acme80 http-01
+    part_acme acme80 http-01 5001
 }
 
 # HTTP_PORT=off: nothing on :80, the certificate by TLS-ALPN-01 through
 # tgfront's relay on :443.
 part_acme_tlsalpn() {
-    part_acme acme443 tls-alpn-01 -e HTTP_PORT=off
+    part_acme acme443 tls-alpn-01 443 -e HTTP_PORT=off
     n=tgfront-smoke-acme443-$RUN_ID
     if get_in "$n" "http://$TEST_DOMAIN/" --resolve "$TEST_DOMAIN:80:127.0.0.1" -o /dev/null 2>/dev/null; then
         echo "FAIL - HTTP_PORT=off: something answers on :80"
