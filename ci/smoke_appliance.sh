@@ -446,12 +446,68 @@ part_acme_tlsalpn() {
     fi
 }
 
+# Migration from the two-service setup (../shared/reference's seed): the
+# old stack's caddy_data volume (root-owned, as caddy:alpine leaves it) at
+# /data, its mtg-config.toml at /config/config.toml, its www at /srv.
+part_migration() {
+    MNS=tgfront-smoke-m-$RUN_ID
+    MCTR=tgfront-smoke-m-$RUN_ID
+    vol=tgfront-smoke-m-${RUN_ID}_caddy_data
+    seed=$WORK/seed
+    mkdir -p "$seed/www"
+    secret=$($ENGINE run --rm --network none --entrypoint /usr/bin/tgfront "$IMAGE_TAG" generate-secret --hex $TEST_DOMAIN)
+    cat >"$seed/mtg-config.toml" <<EOF
+secret = "$secret"
+
+# mtg owns host :443 directly.  [::] binds both IPv4 and IPv6.
+bind-to = "[::]:443"
+
+[domain-fronting]
+host = "127.0.0.1"
+port = 8443
+proxy-protocol = true
+
+[defense.anti-replay]
+enabled = true
+max-size = "1mib"
+error-rate = 0.001
+EOF
+    echo '<h1>Migrated site</h1>' >"$seed/www/index.html"
+    chmod -R a+rX "$seed"
+    # The old volume, written by root as caddy:alpine does (mounted away
+    # from /data, so the engine does not copy the image's /data into it).
+    $ENGINE volume create "$vol" >/dev/null
+    $ENGINE run --rm --network none -v "$vol:/mnt" --entrypoint /bin/sh "$IMAGE_TAG" -c \
+        'mkdir -p /mnt/caddy/acme/old-ca/users && echo "{}" >/mnt/caddy/acme/old-ca/users/account.json && echo old >/mnt/caddy/instance.uuid' ||
+        { echo "FAIL - migration: cannot prepare the old volume"; return 0; }
+    $ENGINE run -d --name "$MCTR" --network "ns:/run/netns/$MNS" -v "$vol:/data" \
+        -v "$seed/mtg-config.toml:/config/config.toml:ro" -v "$seed/www:/srv:ro" \
+        -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" \
+        "$IMAGE_TAG" >/dev/null 2>&1 || { echo "FAIL - migration: container does not start"; return 0; }
+    wait_https "$MNS" "$TEST_DOMAIN" -k || { echo "FAIL - migration: no HTTPS answer"; $ENGINE logs "$MCTR" 2>&1 | tail -n 5; return 0; }
+    body=$(get_in "$MNS" "https://$TEST_DOMAIN/" --resolve "$TEST_DOMAIN:443:127.0.0.1" -k 2>&1 || true)
+    logs=$($ENGINE logs "$MCTR" 2>&1)
+    hexlink=$(printf '%s\n' "$logs" | grep -o "tg://proxy?[^ ]*secret=ee[0-9a-f]*[^ ]*" | head -n 1)
+    out=$(faketls_in "$MNS" "$secret") && rc=0 || rc=$?
+    owner=$($ENGINE exec "$MCTR" stat -c %U /data/caddy/acme/old-ca/users/account.json 2>&1)
+    if [ "$body" = '<h1>Migrated site</h1>' ] && [ "$rc" = 0 ] && [ "$owner" = caddy ] &&
+        case $hexlink in *"secret=$secret&"*) true ;; *) false ;; esac &&
+        printf '%s\n' "$logs" | grep -q 'secret from /config/config.toml'; then
+        echo "ok   - migration from the two-service setup: the old caddy_data volume at /data (given to caddy: $owner), mtg-config.toml's secret in the links and serving ($out), www at /srv served"
+    else
+        echo "FAIL - migration: body '$body', faketls rc $rc ($out), old file owner '$owner', link '$hexlink'"
+        printf '%s\n' "$logs" | grep '^init' | head -n 4 | sed 's/^/     /'
+    fi
+}
+
 # start_parts: the independent parts in the background, each in its own
 # namespace; wait_parts collects their lines.
 start_parts() {
     PARTS=
-    for p in port80_taken no_certificate acme_http01 acme_tlsalpn; do
+    for p in port80_taken no_certificate acme_http01 acme_tlsalpn migration; do
         case $p in
+            migration) netns_new "tgfront-smoke-m-$RUN_ID"; EXTRA_CTRS="$EXTRA_CTRS tgfront-smoke-m-$RUN_ID"
+                EXTRA_VOLS="$EXTRA_VOLS tgfront-smoke-m-${RUN_ID}_caddy_data" ;;
             port80_taken) netns_new "tgfront-smoke-p-$RUN_ID"; EXTRA_CTRS="$EXTRA_CTRS tgfront-smoke-p-$RUN_ID" ;;
             no_certificate) EXTRA_CTRS="$EXTRA_CTRS tgfront-smoke-n-$RUN_ID" ;;
             acme_http01) netns_new "tgfront-smoke-acme80-$RUN_ID"; EXTRA_CTRS="$EXTRA_CTRS tgfront-smoke-acme80-$RUN_ID" ;;
