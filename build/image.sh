@@ -337,7 +337,7 @@ image_build() {
     image_base
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     image_say "building $IMAGE_TAG with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
-    ver=$("$IMAGE_OUT/musl/tgfront" version 2>/dev/null | cut -d' ' -f2)
+    ver=$(sed -n 's/^#define TGFRONT_VERSION "\(.*\)"$/\1/p' src/cli.h)
     set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" \
         --build-arg "VERSION=${ver:-unknown}" -t "$IMAGE_TAG"
     if [ "$ENGINE" = podman ]; then
