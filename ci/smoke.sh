@@ -466,6 +466,7 @@ main() {
     start_parts
     check_hardened
     if check_start; then
+        check_clean_log
         check_https
         check_redirect
         check_probe

@@ -266,6 +266,19 @@ check_hardened() {
         ok "a named volume at /data gets no volume warning"
 }
 
+# The operator's first look: a fresh container's log has the versions line
+# and no shell error from the image's scripts.
+check_clean_log() {
+    logs=$($ENGINE logs "$CTR" 2>&1 | grep -v '^time=')
+    noise=$(printf '%s\n' "$logs" | grep -E ": line [0-9]+:|can't |: not found|[Pp]ermission denied" | head -n 3)
+    versions=$(printf '%s\n' "$logs" | grep -m1 '^init: tgfront .*, caddy ' || true)
+    if [ -z "$noise" ] && [ -n "$versions" ]; then
+        ok "start-up log: '$versions', no shell errors"
+    else
+        fail "start-up log: versions line '$versions'; noise: $noise"
+    fi
+}
+
 # --- Caddy's failures are the site's ------------------------------------------------------
 
 # Caddy killed again and again in the main container while a Telegram relay
