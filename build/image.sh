@@ -338,8 +338,10 @@ image_build() {
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     image_say "building $IMAGE_TAG with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
     ver=$(sed -n 's/^#define TGFRONT_VERSION "\(.*\)"$/\1/p' src/cli.h)
+    # The source label: the clone's origin, without any user:password@.
+    src=$(git config --get remote.origin.url 2>/dev/null | sed 's#//[^@/]*@#//#' || true)
     set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" \
-        --build-arg "VERSION=${ver:-unknown}" -t "$IMAGE_TAG"
+        --build-arg "VERSION=${ver:-unknown}" --build-arg "SOURCE=${src:-unknown}" -t "$IMAGE_TAG"
     if [ "$ENGINE" = podman ]; then
         # host network: apt inside the builder uses this machine's mirror;
         # docker format keeps HEALTHCHECK; --pull=never: no registry here.
