@@ -336,7 +336,7 @@ check_faketls() {
     secrets=$(link_secrets "$CTR")
     [ -n "$secrets" ] || { fail "no tg:// link printed at start"; return 0; }
     for s in $secrets; do
-        out=$(in_ns "$CTR" /usr/bin/python3 ci/faketls_check.py --secret "$s" \
+        out=$(in_ns "$CTR" /usr/bin/python3 ci/faketls_check.py --secret "$s" --check-hybrid \
             --proxy 127.0.0.1:443 --dc-listen "127.0.0.1:$DC_PORT" 2>&1) && rc=0 || rc=$?
         if [ "$rc" = 0 ]; then
             ok "FakeTLS client with the link's secret ${s%"${s#????????}"}... reaches the fake DC: $out"
