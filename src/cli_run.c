@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "log.h"
-#include "server.h"
+#include "workers.h"
 
 /* --user NAME or UID[:GID]: switch after binding so :443 needs root only at
  * start. Returns 0 or -1 with a message printed. */
@@ -90,27 +90,23 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
     return 0;
 }
 
-static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
+/* Runs once the listeners are open, before any connection is served. */
+static int after_listening(void *ctx)
 {
-    log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
-    static server s;   /* large; static keeps it off the stack */
-    char err[512];
-    if (server_init(&s, cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "tgfront: %s\n", err);
-        server_destroy(&s);
-        return CLI_EXIT_USAGE;
-    }
-    if (opts->user && drop_privileges(opts->user) < 0) {
-        server_destroy(&s);
-        return CLI_EXIT_USAGE;
-    }
+    const cli_run_opts *opts = ctx;
+    if (opts->user && drop_privileges(opts->user) < 0)
+        return -1;
     /* Ready once the listeners are open and root is dropped: a supervisor
      * that starts dependents on readiness never sees a start that then
      * fails. */
     report_ready(opts->ready_fd);
-    int rc = server_run(&s);
-    server_destroy(&s);
-    return rc;
+    return 0;
+}
+
+static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
+{
+    log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
+    return workers_run(cfg, after_listening, (void *)opts, CLI_EXIT_USAGE);
 }
 
 int cli_run(int argc, char **argv)
@@ -149,6 +145,7 @@ static const char simple_usage[] =
     "Usage: tgfront simple-run BIND-TO SECRET [FLAGS]\n"
     "  -d, --debug                      debug logging\n"
     "  -c, --concurrency N              connection limit, 1..65535 (default 8192)\n"
+    "      --workers N                  event loops, 0..256 (default 0: one per CPU)\n"
     "  -i, --prefer-ip MODE             prefer-ipv6 (default), prefer-ipv4, only-ipv6, only-ipv4\n"
     "  -p, --domain-fronting-port N     fronting port (default 443)\n"
     "      --domain-fronting-ip IP      fronting address (default: the secret's hostname)\n"
@@ -164,6 +161,7 @@ static const struct {
     const char *keys[2];   /* keys it sets, NULL-terminated */
 } simple_flags[] = {
     { "-c", "--concurrency", { "concurrency", NULL } },
+    { NULL, "--workers", { "workers", NULL } },
     { "-i", "--prefer-ip", { "prefer-ip", NULL } },
     { "-p", "--domain-fronting-port", { "domain-fronting.port", NULL } },
     { NULL, "--domain-fronting-ip", { "domain-fronting.ip", NULL } },
