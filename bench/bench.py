@@ -162,13 +162,14 @@ class Bench:
         wait_port(port)
         return p, port
 
-    def daemon(self, workers, env_extra=None, front_port=None):
+    def daemon(self, workers, env_extra=None, front_port=None, debug=False):
         port = free_port()
         dcs = "\n".join('%d = ["127.0.0.1:%d"]' % (dc, p) for dc, p in
                         ((1, self.discard), (2, self.source), (3, self.duplex)))
         cfg = os.path.join(self.dir, "tgfront-%d.toml" % port)
         with open(cfg, "w") as f:
-            f.write('secret = "%s"\nbind-to = "127.0.0.1:%d"\nconcurrency = 65535\n'
+            f.write(('debug = true\n' if debug else '') +
+                    'secret = "%s"\nbind-to = "127.0.0.1:%d"\nconcurrency = 65535\n'
                     'workers = %d\n[domain-fronting]\nhost = "127.0.0.1"\nport = %d\n'
                     '[network.timeout]\nidle = "10m"\n[datacenters]\n%s\n'
                     % (self.secret_hex, port, workers, front_port or self.discard, dcs))
@@ -269,17 +270,20 @@ def section_spread(b, res):
     """workers=2, 8 streams both ways: per-thread CPU, for the shared
     listener with EPOLLEXCLUSIVE and balancing (the default) and for
     SO_REUSEPORT listeners (TGFRONT_LISTENER=reuseport)."""
-    reps = 3 if b.quick else 6
+    reps = 4 if b.quick else 10
     per = (20 if b.quick else 60) << 20
     b.say()
-    b.say("| listener | run | per-thread daemon CPU (s) | smaller worker's share |")
-    b.say("|---|---|---|---|")
-    for mode, env in (("shared+EPOLLEXCLUSIVE (default)", {}),
-                      ("SO_REUSEPORT", {"TGFRONT_LISTENER": "reuseport"})):
+    b.say("| listener | run | streams per worker | per-thread daemon CPU (s) | "
+          "smaller worker's CPU share |")
+    b.say("|---|---|---|---|---|")
+    for mode, env in (("shared, EPOLLEXCLUSIVE + share check (default)", {}),
+                      ("shared, EPOLLEXCLUSIVE alone",
+                       {"TGFRONT_LISTENER": "exclusive-unbalanced"}),
+                      ("SO_REUSEPORT per worker", {"TGFRONT_LISTENER": "reuseport"})):
         shares = []
         for rep in range(reps):
             try:
-                d, port = b.daemon(2, env)
+                d, port = b.daemon(2, env, debug=True)
                 t0 = thread_cpu(d.pid)
                 b.load("run", "--to", port, "--tls", b.secret_hex, "--dc", 3, "--streams", 8,
                        "--bytes", per, "--dir", "both")
@@ -287,15 +291,19 @@ def section_spread(b, res):
                 used = sorted((t1[t] - t0.get(t, 0.0) for t in t1), reverse=True)
                 share = used[-1] / sum(used) if sum(used) > 0 else 0.0
                 shares.append(share)
-                b.say("| %s | %d | %s | %.0f%% |" % (mode, rep + 1,
-                                                    " / ".join("%.2f" % u for u in used),
-                                                    100 * share))
                 d.stop()
+                with open(d.log, errors="replace") as f:
+                    text = f.read()
+                where = [len(re.findall(r"conn\[w%d\]: relaying to DC" % w, text))
+                       for w in (0, 1)]
+                b.say("| %s | %d | %d / %d | %s | %.0f%% |" % (
+                    mode, rep + 1, where[0], where[1], " / ".join("%.2f" % u for u in used),
+                    100 * share))
             except Exception as e:
-                b.say("| %s | %d | n/a: %s | |" % (mode, rep + 1, e))
+                b.say("| %s | %d | n/a: %s | | |" % (mode, rep + 1, e))
         if shares:
             res[("spread", mode)] = (min(shares), sum(shares) / len(shares))
-            b.say("| %s | min / mean | | %.0f%% / %.0f%% |" % (mode, 100 * min(shares),
+            b.say("| %s | min / mean | | | %.0f%% / %.0f%% |" % (mode, 100 * min(shares),
                                                               100 * sum(shares) / len(shares)))
 
 
@@ -305,14 +313,16 @@ def section_handshakes(b, res):
     b.say("| path | handshakes/s | first byte p50 ms | p99 ms | daemon CPU per handshake |")
     b.say("|---|---|---|---|---|")
     base = None
-    for name, workers in (("direct", None), ("tgfront-w1", 1), ("tgfront-w2", 2)):
+    for name, workers, env in (("direct", None, None), ("tgfront-w1", 1, None),
+                               ("tgfront-w2", 2, None),
+                               ("tgfront-w2 SO_REUSEPORT", 2, {"TGFRONT_LISTENER": "reuseport"})):
         try:
             if workers is None:
                 r = b.load("hs", "--to", b.source, "--conns", n, "--parallel", 4)
                 base = r
                 cpu = "-"
             else:
-                d, port = b.daemon(workers)
+                d, port = b.daemon(workers, env)
                 c0 = cpu_s(d.pid)
                 r = b.load("hs", "--to", port, "--tls", b.secret_hex, "--dc", 2, "--conns", n,
                            "--parallel", 4)

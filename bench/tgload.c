@@ -819,7 +819,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--parallel"))
             parallel = atoi(v);
     }
-    if (streams < 1 || streams > MAX_STREAMS || parallel < 1 || conns < parallel) {
+    if (streams < 1 || streams > MAX_STREAMS || parallel < 1 || conns < parallel || !bytes) {
         fprintf(stderr, "tgload: bad counts\n");
         return 2;
     }

@@ -33,7 +33,7 @@
 #define SERVER_REPLAY_MIN_RATE 100.0
 /* A worker accepts while it holds at most this many connections more than
  * the least loaded worker. */
-#define SERVER_BALANCE_SLACK 1
+#define SERVER_BALANCE_SLACK 0
 /* How long a scrape waits for the other workers' snapshots. */
 #define SERVER_SNAPSHOT_WAIT_MS 200
 
@@ -137,7 +137,7 @@ static void post_others(server *s, unsigned bits)
 static int over_share(const server *s)
 {
     const server_shared *sh = s->shared;
-    if (sh->count < 2 || sh->reuseport)
+    if (sh->count < 2 || sh->reuseport || sh->no_balance)
         return 0;
     size_t least = SIZE_MAX;
     for (size_t i = 0; i < sh->count; i++) {
@@ -564,8 +564,9 @@ static void check_replay_window(const server_shared *sh)
 
 /* SO_REUSEPORT listeners, one per worker: the kernel hashes each new
  * connection onto one of them. Kept for comparison (TGFRONT_LISTENER=
- * reuseport; bench/RESULTS.md has the numbers): the hash ignores load, and
- * connections queued on a closing worker's socket are reset. */
+ * reuseport; bench/RESULTS.md has the numbers): the hash ignores load, a
+ * worker at its share cannot hand its queue to another, and connections
+ * queued on a closing worker's socket are reset. */
 static int listen_reuseport(const tgf_config *cfg)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&cfg->bind_addr;
@@ -608,7 +609,10 @@ int server_shared_init(server_shared *sh, const tgf_config *cfg, size_t workers,
     sh->listen_fd = -1;
     sh->count = workers;
     const char *mode = getenv("TGFRONT_LISTENER");
+    /* Measurement knobs for bench/ (not configuration): the alternatives
+     * the default was chosen over. */
     sh->reuseport = workers > 1 && mode && strcmp(mode, "reuseport") == 0;
+    sh->no_balance = mode && strcmp(mode, "exclusive-unbalanced") == 0;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

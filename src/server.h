@@ -48,6 +48,7 @@ typedef struct server_shared {
     size_t pool_cap;                  /* bytes each worker's pool may hand out */
     int listen_fd;                    /* one listener (EPOLLEXCLUSIVE), -1 with reuseport */
     int reuseport;                    /* one SO_REUSEPORT listener per worker instead */
+    int no_balance;                   /* EPOLLEXCLUSIVE alone, no share check */
     size_t count;                     /* workers */
     struct server **servers;          /* [count]; [0] runs signals and stats */
 
