@@ -97,6 +97,21 @@ def sockstat_tcp():
     return 0, 0
 
 
+def slab_kib(names=("TCP", "sock_inode_cache", "tcp_bind_bucket")):
+    """KiB held by the kernel's socket slabs (machine-wide: other users'
+    sockets move it too)."""
+    total = 0
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                v = line.split()
+                if v and v[0] in names:
+                    total += int(v[2]) * int(v[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1024
+
+
 def kv(line):
     return {k: v for k, v in (x.split("=", 1) for x in line.split() if "=" in x)}
 
@@ -342,14 +357,14 @@ def section_handshakes(b, res):
 def section_idle(b, res):
     counts = (1000,) if b.quick else (1000, 8000)
     b.say()
-    b.say("| idle relayed connections | daemon RSS delta KiB per conn | kernel TCP memory "
-          "KiB per conn (4 sockets) | sockets in use |")
-    b.say("|---|---|---|---|")
+    b.say("| idle relayed connections | daemon RSS delta KiB per conn | kernel socket slabs "
+          "KiB per conn (4 sockets) | kernel TCP buffer pages KiB per conn | sockets in use |")
+    b.say("|---|---|---|---|---|")
     for n in counts:
         try:
             d, port = b.daemon(1)
             time.sleep(0.3)
-            rss0, (in0, mem0) = rss_kib(d.pid), sockstat_tcp()
+            rss0, (in0, mem0), slab0 = rss_kib(d.pid), sockstat_tcp(), slab_kib()
             p = subprocess.Popen([b.tgload, "idle", "--to", str(port), "--tls", b.secret_hex,
                                   "--dc", "1", "--conns", str(n)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
@@ -357,14 +372,15 @@ def section_idle(b, res):
             if not line.startswith("ready"):
                 raise RuntimeError("tgload idle did not get ready: %r" % line)
             time.sleep(1.5)   # every DC connection up
-            rss1, (in1, mem1) = rss_kib(d.pid), sockstat_tcp()
+            rss1, (in1, mem1), slab1 = rss_kib(d.pid), sockstat_tcp(), slab_kib()
             p.stdin.close()
             p.wait(30)
             d.stop()
-            b.say("| %d | %.2f | %.2f | %d -> %d |" % (n, (rss1 - rss0) / n,
-                                                     (mem1 - mem0) * PAGE / 1024 / n, in0, in1))
+            slab = "%.2f" % ((slab1 - slab0) / n) if slab0 is not None else "n/a"
+            b.say("| %d | %.2f | %s | %.2f | %d -> %d |" % (
+                n, (rss1 - rss0) / n, slab, (mem1 - mem0) * PAGE / 1024 / n, in0, in1))
         except Exception as e:
-            b.say("| %d | n/a: %s | | |" % (n, e))
+            b.say("| %d | n/a: %s | | | |" % (n, e))
 
 
 def curl(url, port, ca, out="/dev/null"):
