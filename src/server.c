@@ -196,7 +196,6 @@ static void kick_accept(server *s)
 
 static void release_counted(server *s, server_slot *sl)
 {
-    (void)s;
     if (sl->counted) {
         sl->counted = 0;
         atomic_fetch_sub(&s->shared->inspected_total, 1);

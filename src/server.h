@@ -125,7 +125,7 @@ void server_post(server *s, unsigned bits);
  * every worker through it). Returns the exit code. */
 int server_run(server *s);
 /* s will not run (its thread did not start): the others stop counting
- * on it to take connections. Before the others run. */
+ * on it to take connections, and it lets go of the shared listener. */
 void server_never_run(server *s);
 void server_destroy(server *s);
 
