@@ -381,7 +381,8 @@ static void adopt_config(server *s)
     const tgf_config *cfg = atomic_load(&s->shared->next_cfg);
     if (!cfg || cfg == s->cfg)
         return;
-    /* Connections hold &s->env: a reload that must leave established
+    /* The number of workers and the listener stay as started. Connections
+     * hold &s->env: a reload that must leave established
      * connections on their old config gives each config generation its
      * own env (or copies what a connection needs at accept) here. */
     s->cfg = cfg;
