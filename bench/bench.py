@@ -488,14 +488,14 @@ def main():
         b.close()
     with open(a.results, "w") as f:
         f.write("\n".join(b.lines[:3]) + "\n\n")
-        f.write("Command: `sh bench/run.sh %s` (builds nothing; `./build.sh bench` first). "
+        f.write("Command: `%s` (builds nothing; `./build.sh bench` first). "
                 "Measured under shared load: the machine's other users run at the same time, "
                 "so figures move by tens of percent between runs; each throughput cell is the "
                 "best of %d runs. Columns: MB/s is payload per second over all streams; daemon "
                 "CPU is utime + stime of every thread of the process under test (tgfront or "
                 "the relay) per GB of payload; generator CPU is tgload's own per GB (well "
                 "below 1 s/GB means the generator was not the limit).\n"
-                % (" ".join(sys.argv[3:]), b.repeat))
+                % (" ".join(["sh bench/run.sh"] + sys.argv[3:]), b.repeat))
         f.write("\n".join(b.lines[3:]) + "\n")
     print("\nwrote %s" % a.results)
 
