@@ -171,3 +171,54 @@ def test_metrics_sum_across_workers(make_daemon, fakedc):
     assert total == 6, "telegram connections summed: %r\n%s" % (total, text[:3000])
     for c in clients:
         c.close()
+
+
+def test_descriptor_cap_is_for_all_workers(make_daemon, backend):
+    """The connection cap comes from the process's descriptor limit and
+    holds for both workers together: held fronted connections never drive
+    the daemon into EMFILE (a cap per worker would allow twice as many)."""
+    import resource
+    import subprocess
+    from conftest import tgfront_bin
+    limit = 48
+    d = make_daemon(start=False, stats=False, top={"workers": 2})
+
+    def lower_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    d._errf = open(d.stderr_path, "wb")
+    d.proc = subprocess.Popen([tgfront_bin(), "run", d.config_path], stdin=subprocess.DEVNULL,
+                              stdout=d._errf, stderr=d._errf, preexec_fn=lower_fd_limit)
+    deadline = time.monotonic() + 5
+    while "listening on" not in d.stderr() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # reserve min(48 / 4, 64 + 3 per worker) = 12: (48 - 12) / 2 = 18
+    assert "up to 18 connections" in d.stderr(), d.stderr()[-2000:]
+    socks = []
+    try:
+        for _ in range(40):
+            s = raw_connect(d.addr)
+            s.sendall(b"G")          # fronted at once; stays open at the site
+            socks.append(s)
+        time.sleep(1.0)
+        fds = len(os.listdir("/proc/%d/fd" % d.pid()))
+        assert fds <= limit, "daemon holds %d descriptors, limit %d" % (fds, limit)
+        err = d.stderr()
+        assert "No file descriptors available" not in err, err[-3000:]
+        assert "pausing accepts" not in err, err[-3000:]
+        assert d.proc.poll() is None
+    finally:
+        for s in socks:
+            s.close()
+    # the backlog drains once descriptors come back; a client is served
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with d.client() as c:
+                c.connect()
+                assert round_trip(c, b"ping") == b"ping"
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
