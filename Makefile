@@ -90,7 +90,7 @@ MAIN_OBJ    := $(OBJ)/src/main.o
 UNIT_OBJS   := $(UNIT_SRCS:%.c=$(OBJ)/%.o)
 FUZZ_BINS   := $(patsubst fuzz/%.c,$(OUT)/%,$(FUZZ_SRCS))
 
-.PHONY: all unit check fuzz clean
+.PHONY: all unit check fuzz bench clean
 # Keep fuzz target objects (make would delete them as intermediates).
 .SECONDARY: $(FUZZ_SRCS:%.c=$(OBJ)/%.o)
 .DEFAULT_GOAL := all
@@ -99,6 +99,12 @@ FUZZ_BINS   := $(patsubst fuzz/%.c,$(OUT)/%,$(FUZZ_SRCS))
 all: $(OUT)/tgfront
 
 unit: $(OUT)/unit-tests
+
+# bench: the load generator (bench/tgload.c), linked with the daemon's code.
+bench: $(OUT)/tgload
+
+$(OUT)/tgload: $(OBJ)/bench/tgload.o $(LIB_OBJS) $(BEARSSL_LIB)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(BEARSSL_LIB)
 
 check: $(OUT)/unit-tests
 	$(OUT)/unit-tests

@@ -5,6 +5,8 @@
 #                         build/image.sh is present
 #   ./build.sh daemon     static musl daemon: out/musl/tgfront
 #   ./build.sh unit       build and run the unit tests (out/musl/unit-tests)
+#   ./build.sh bench      the daemon and the benchmark's load generator
+#                         (out/musl/tgload; bench/run.sh runs the benchmark)
 #   ./build.sh asan       ASan+UBSan build in out/asan/, runs its unit tests
 #   ./build.sh arm64      static aarch64 daemon and unit tests in out/arm64/
 #                         (cross-compiled; tests/arm64/run.sh runs them)
@@ -60,6 +62,7 @@ main() {
             ;;
         daemon) daemon_build ;;
         unit) daemon_unit ;;
+        bench) daemon_bench ;;
         asan) daemon_asan ;;
         arm64) daemon_arm64 ;;
         fuzz) daemon_fuzz ;;

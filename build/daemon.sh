@@ -395,6 +395,12 @@ daemon_build() {
     daemon_check_binary
 }
 
+daemon_bench() {
+    daemon_setup
+    daemon_bearssl_musl
+    daemon_make musl all bench
+}
+
 daemon_unit() {
     daemon_setup
     daemon_bearssl_musl

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "server.h"
 #include "site_probe.h"
+#include "workers.h"
 
 /* --user NAME or UID[:GID]: switch after binding so :443 needs root only at
  * start. Returns 0 or -1 with a message printed. */
@@ -93,51 +94,54 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
 
 /* The site's TLS answer is learned in the background (site_probe.h); until
  * then, and without it, the answer has the default shape. */
-static void start_site_profile(const tgf_config *cfg, server *s, site_store *site,
-                               site_prober *prober)
+static void start_site_profile(const server_shared *sh, site_prober *prober)
 {
-    if (!cfg->site_profile_enabled) {
+    const tgf_config *cfg = sh->cfg;
+    if (sh->site == NULL) {
         log_info("site", "site-profile disabled: the FakeTLS answer keeps the default shape");
         return;
     }
-    if (site_store_init(site) < 0)
-        return;
-    s->env.site = site;
-    s->metrics.site = site;
     log_info("site", "learning the site's TLS answer; until then it is sized for a Let's "
                      "Encrypt ECDSA chain");
     site_target t;
-    site_target_init(&t, cfg, s->front_addrs, s->front_count);
-    if (site_prober_start(prober, site, &t, cfg->site_refresh_s, cfg->site_check_s) < 0)
+    site_target_init(&t, cfg, sh->front_addrs, sh->front_count);
+    if (site_prober_start(prober, sh->site, &t, cfg->site_refresh_s, cfg->site_check_s) < 0)
         log_warn("site", "cannot start the site prober: %s", strerror(errno));
+}
+
+typedef struct {
+    const cli_run_opts *opts;
+    site_prober prober;
+} run_ctx;
+
+/* Runs once the listeners are open, before any connection is served. */
+static int after_listening(void *ctx, const server_shared *sh)
+{
+    run_ctx *rc = ctx;
+    if (rc->opts->user && drop_privileges(rc->opts->user) < 0)
+        return -1;
+    /* Ready once the listeners are open and root is dropped: a supervisor
+     * that starts dependents on readiness never sees a start that then
+     * fails. */
+    report_ready(rc->opts->ready_fd);
+    start_site_profile(sh, &rc->prober);
+    return 0;
 }
 
 /* path: the file SIGHUP re-reads (NULL for simple-run). */
 static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const char *path)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
-    static server s;   /* large; static keeps it off the stack */
-    char err[512];
-    if (server_init(&s, cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "tgfront: %s\n", err);
-        server_destroy(&s);
-        return CLI_EXIT_USAGE;
-    }
-    s.config_path = path;
-    if (opts->user && drop_privileges(opts->user) < 0) {
-        server_destroy(&s);
-        return CLI_EXIT_USAGE;
-    }
-    /* Ready once the listeners are open and root is dropped: a supervisor
-     * that starts dependents on readiness never sees a start that then
-     * fails. */
-    report_ready(opts->ready_fd);
     static site_store site;
-    site_prober prober = { .started = 0 };
-    start_site_profile(cfg, &s, &site, &prober);
-    int rc = server_run(&s);
-    site_prober_stop(&prober);
-    server_destroy(&s);
+    static run_ctx ctx;
+    ctx.opts = opts;
+    ctx.prober = (site_prober){ .started = 0 };
+    workers_opts wo = { .after_init = after_listening, .ctx = &ctx, .usage_rc = CLI_EXIT_USAGE,
+                        .config_path = path, .site = NULL };
+    if (cfg->site_profile_enabled && site_store_init(&site) == 0)
+        wo.site = &site;
+    int rc = workers_run(cfg, &wo);
+    site_prober_stop(&ctx.prober);
     return rc;
 }
 
@@ -177,6 +181,7 @@ static const char simple_usage[] =
     "Usage: tgfront simple-run BIND-TO SECRET [FLAGS]\n"
     "  -d, --debug                      debug logging\n"
     "  -c, --concurrency N              connection limit, 1..65535 (default 8192)\n"
+    "      --workers N                  event loops, 0..256 (default 0: one per CPU)\n"
     "  -i, --prefer-ip MODE             prefer-ipv6 (default), prefer-ipv4, only-ipv6, only-ipv4\n"
     "  -p, --domain-fronting-port N     fronting port (default 443)\n"
     "      --domain-fronting-ip IP      fronting address (default: the secret's hostname)\n"
@@ -192,6 +197,7 @@ static const struct {
     const char *keys[2];   /* keys it sets, NULL-terminated */
 } simple_flags[] = {
     { "-c", "--concurrency", { "concurrency", NULL } },
+    { NULL, "--workers", { "workers", NULL } },
     { "-i", "--prefer-ip", { "prefer-ip", NULL } },
     { "-p", "--domain-fronting-port", { "domain-fronting.port", NULL } },
     { NULL, "--domain-fronting-ip", { "domain-fronting.ip", NULL } },

@@ -694,6 +694,9 @@ static const key_def keys[] = {
     { KEY("", "bind-to"), BY(K_STRING, set_bind) },
     { KEY("", "proxy-protocol-listener"), AT_BOOL(proxy_protocol_listener, 0) },
     { KEY("", "concurrency"), AT_U32(concurrency, 1, 65535, 4096) },
+    /* tgfront's own (mtg has none: Go uses every CPU): event loops sharing
+     * the listener; 0 = one per CPU the process may run on. */
+    { KEY("", "workers"), AT_U32(workers, 0, CONFIG_WORKERS_MAX, 0) },
     { KEY("", "prefer-ip"), BY(K_STRING, set_prefer), DEFAULT_TEXT("prefer-ipv6") },
     { KEY("", "public-ipv4"), BY(K_STRING, set_public_ip) },
     { KEY("", "public-ipv6"), BY(K_STRING, set_public_ip) },

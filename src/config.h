@@ -14,6 +14,7 @@
 #include "secret.h"
 
 #define CONFIG_HOST_MAX 255
+#define CONFIG_WORKERS_MAX 256        /* workers: event loops (threads) */
 
 /* Named secrets (tgfront's own [secrets] and [secret-limits.NAME];
  * config_secrets.c). mtg's single secret is the one named "default". */
@@ -37,6 +38,7 @@ typedef struct {
     socklen_t bind_len;
     int proxy_protocol_listener;
     unsigned concurrency;                /* 1..65535, default 4096 */
+    uint32_t workers;                    /* event loops; 0 (default) = one per CPU */
     int have_public_ipv4, have_public_ipv6;
     struct sockaddr_storage public_ipv4; /* port 0 */
     struct sockaddr_storage public_ipv6;

@@ -10,6 +10,10 @@ void log_set_level(log_level level);
 log_level log_get_level(void);
 int log_enabled(log_level level);
 
+/* The calling thread's worker number, shown as "component[wN]" when the
+ * daemon runs several workers; -1 (the default) shows none. */
+void log_set_worker(int n);
+
 /* component is a short fixed word ("config", "conn", "main"). */
 void log_msg(log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -4,6 +4,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -35,7 +36,9 @@ static void loop_on_signalfd(loop_watch *w, uint32_t events)
     }
 }
 
-int loop_init(loop *l, uint32_t tick_ms)
+int loop_init(loop *l, uint32_t tick_ms) { return loop_init_signals(l, tick_ms, 1); }
+
+int loop_init_signals(loop *l, uint32_t tick_ms, int signals)
 {
     memset(l, 0, sizeof *l);
     l->sigfd = -1;
@@ -52,8 +55,10 @@ int loop_init(loop *l, uint32_t tick_ms)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         goto fail;
+    if (!signals)
+        goto done;
     l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (l->sigfd < 0)
         goto fail;
@@ -62,6 +67,7 @@ int loop_init(loop *l, uint32_t tick_ms)
     l->sig_watch.ctx = l;
     if (loop_watch_set(l, &l->sig_watch, LOOP_IN) < 0)
         goto fail;
+done:
     l->now_ms = loop_monotonic_ms();
     l->next_tick_ms = l->now_ms + tick_ms;
     return 0;
@@ -83,6 +89,18 @@ int loop_watch_set(loop *l, loop_watch *w, uint32_t mask)
 {
     if (w->fd < 0 || (w->registered && w->mask == mask))
         return 0;
+    if (w->exclusive) {
+        if (w->registered)
+            loop_watch_remove(l, w);
+        if (!mask)
+            return 0;   /* an exclusive watch with no interest is simply off */
+        struct epoll_event ev = { .events = mask | EPOLLEXCLUSIVE, .data.ptr = w };
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+            return -1;
+        w->mask = mask;
+        w->registered = 1;
+        return 0;
+    }
     struct epoll_event ev = { .events = mask, .data.ptr = w };
     int op = w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->epfd, op, w->fd, &ev) < 0)

@@ -24,6 +24,11 @@ struct loop_watch {
     int fd;
     uint32_t mask;      /* interest currently registered */
     unsigned registered : 1;
+    /* A listener several loops share: registered with EPOLLEXCLUSIVE, so a
+     * new connection wakes one of them, not all (no thundering herd). Such
+     * a watch is removed and added again to change interest (epoll refuses
+     * EPOLL_CTL_MOD on it). Set before the first loop_watch_set. */
+    unsigned exclusive : 1;
     loop_io_fn fn;
     void *ctx;          /* owner; the callback finds its object through it */
 };
@@ -55,6 +60,11 @@ struct loop {
 /* Blocks SIGTERM, SIGINT and SIGHUP (delivered via signalfd) and ignores
  * SIGPIPE. Returns 0, or -1 with errno set. */
 int loop_init(loop *l, uint32_t tick_ms);
+/* As loop_init, but with signals = 0 the loop opens no signalfd: one loop
+ * (worker 0) hears the process's signals and tells the others. Signals
+ * are blocked in the calling thread either way, so threads it starts
+ * later inherit the mask. */
+int loop_init_signals(loop *l, uint32_t tick_ms, int signals);
 void loop_close(loop *l);
 
 /* Registers the watch or changes its interest (LOOP_IN | LOOP_OUT, or 0 to

@@ -76,10 +76,14 @@ static void build_response(stats_conn *sc)
         blen = (size_t)snprintf(body, STATS_BODY_MAX, "not found\n");
     } else {
         const metrics *const *ms = st->metrics;
+        if (st->before_render)
+            st->before_render(st->render_ctx);
         blen = metrics_render(ms, st->metrics_count, cfg->prometheus_prefix, body, STATS_BODY_MAX);
         if (st->usage != NULL)
             blen = secret_usage_render(st->usage, cfg->prometheus_prefix, body, blen,
                                        STATS_BODY_MAX);
+        if (st->after_render)
+            st->after_render(st->render_ctx);
     }
     int head = snprintf(sc->resp, 256,
                         "HTTP/1.0 %d %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

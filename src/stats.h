@@ -24,6 +24,12 @@ typedef struct {
     loop_watch listener;             /* fd -1 when closed */
     struct stats_conn *conns;        /* scrapes in progress */
     int paused;                      /* EMFILE: resumed on the next tick */
+    /* Optional, set after stats_open: run around each render, so the owner
+     * can fill the metrics objects (several workers' snapshots) and hold
+     * them still while they are read. */
+    void (*before_render)(void *ctx);
+    void (*after_render)(void *ctx);
+    void *render_ctx;
 } stats_endpoint;
 
 /* Listens on cfg->prometheus_bind. Returns 0, or -1 with one line in err. */
