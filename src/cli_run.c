@@ -93,6 +93,7 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
 static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
+    log_set_format(cfg->log_json ? LOG_JSON : LOG_TEXT);
     static server s;   /* large; static keeps it off the stack */
     char err[512];
     if (server_init(&s, cfg, err, sizeof err) < 0) {

@@ -28,7 +28,7 @@
 /* The fronting target must never be ourselves: every probe would be fronted
  * back to our own listener, which fronts it again, forever (mtg issues #490,
  * #507). */
-static int check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
+int server_check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
                                char *err, size_t err_cap)
 {
     const struct sockaddr *bind = (const struct sockaddr *)&cfg->bind_addr;
@@ -76,7 +76,7 @@ int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, cha
         snprintf(err, err_cap, "fronting target: %s (set [domain-fronting] host or ip)", rerr);
         return -1;
     }
-    if (check_fronting_loop(cfg, out, (size_t)n, err, err_cap) < 0)
+    if (server_check_fronting_loop(cfg, out, (size_t)n, err, err_cap) < 0)
         return -1;
     return n;
 }
@@ -202,6 +202,9 @@ static void on_tick(loop *l, void *ctx)
     server *s = ctx;
     uint64_t now = l->now_ms;
     s->metrics.memory_waits = s->pool.cap_hits;
+    iplists_poll(&s->lists);
+    s->metrics.iplist_size[METRICS_BLOCKLIST] = iplists_size(&s->lists, IPLISTS_BLOCK);
+    s->metrics.iplist_size[METRICS_ALLOWLIST] = iplists_size(&s->lists, IPLISTS_ALLOW);
     for (server_slot *sl = s->active, *next; sl; sl = next) {
         next = sl->next;
         conn_tick(conn_of(sl), now);
@@ -379,6 +382,23 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     }
     size_descriptors(s);
 
+    if (iplists_start(&s->lists, cfg, err, err_cap) < 0)
+        return -1;
+    s->metrics.iplist_size[METRICS_BLOCKLIST] = iplists_size(&s->lists, IPLISTS_BLOCK);
+    s->metrics.iplist_size[METRICS_ALLOWLIST] = iplists_size(&s->lists, IPLISTS_ALLOW);
+    for (size_t i = 0; i < cfg->proxy_count; i++) {
+        char rerr[300];
+        const socks5_upstream *u = &cfg->proxies[i];
+        if (net_resolve(u->host, u->port, &s->proxy_addrs[i], 1, rerr, sizeof rerr) < 1) {
+            snprintf(err, err_cap, "network.proxies entry %zu: %s", i + 1, rerr);
+            return -1;
+        }
+        char pa[80];
+        dc_format_addr((const struct sockaddr *)&s->proxy_addrs[i].addr, pa, sizeof pa);
+        log_info("main", "Telegram connections go through SOCKS5 proxy %s%s", pa,
+                 u->has_auth ? " (with a user name and password)" : "");
+    }
+
     if (loop_init(&s->loop, SERVER_TICK_MS) < 0) {
         snprintf(err, err_cap, "event loop: %s", strerror(errno));
         return -1;
@@ -401,7 +421,9 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->listener.ctx = s;
     s->env = (conn_env){ .loop = &s->loop, .pool = &s->pool, .metrics = &s->metrics,
                          .cfg = cfg, .replay = s->replay, .front_addrs = s->front_addrs,
-                         .front_count = s->front_count, .on_fronted = on_conn_fronted,
+                         .front_count = s->front_count, .lists = &s->lists,
+                         .proxy_addrs = s->proxy_addrs, .proxy_count = cfg->proxy_count,
+                         .on_fronted = on_conn_fronted,
                          .wake_at = on_conn_wake_at,
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
@@ -434,6 +456,7 @@ void server_destroy(server *s)
     close_all(s, CLOSE_SHUTDOWN);
     reap(s);
     stats_close(&s->stats);
+    iplists_stop(&s->lists);
     if (s->listener.fd >= 0)
         close(s->listener.fd);
     loop_close(&s->loop);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "iplists.h"
 #include "loop.h"
 #include "metrics.h"
 #include "pool.h"
@@ -39,6 +40,8 @@ typedef struct server {
 
     dc_addr front_addrs[SERVER_MAX_FRONT_ADDRS];
     size_t front_count;
+    iplists lists;                    /* [defense.blocklist], [defense.allowlist] */
+    dc_addr proxy_addrs[CONFIG_MAX_PROXIES];   /* [network] proxies, resolved */
 
     struct server_slot *active;       /* doubly linked */
     struct server_slot *dead;         /* closed, freed after the event batch */
@@ -60,6 +63,10 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap);
  * address count, or -1 with err set. Blocking (start-up and doctor only). */
 int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, char *err,
                             size_t err_cap);
+/* The fronting-loop check alone, on resolved addresses (doctor). 0, or -1
+ * with the explanation in err. */
+int server_check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
+                               char *err, size_t err_cap);
 
 /* Runs until SIGTERM/SIGINT and the drain are done. Returns the exit code. */
 int server_run(server *s);
