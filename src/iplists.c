@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,15 @@ int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&s->thread, NULL, refresh_main, s) != 0) {
+    /* The thread inherits a mask with every signal blocked: SIGTERM and
+     * SIGHUP must reach the loop's signalfd, never this thread (where their
+     * default action would end the process). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, refresh_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         snprintf(err, err_cap, "access lists: cannot start the refresh thread");
         return -1;
     }
