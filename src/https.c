@@ -201,8 +201,18 @@ https_status https_exchange(int fd, const char *host, const tlstrust *t, const c
         } else if (e == BR_ERR_IO) {
             snprintf(err, err_cap, "the connection closed during the TLS handshake");
             st = HTTPS_E_TLS;
+        } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
+            snprintf(err, err_cap, "TLS handshake failed: we sent alert %d", e - BR_ERR_SEND_FATAL_ALERT);
+            st = HTTPS_E_TLS;
+        } else if (e >= BR_ERR_RECV_FATAL_ALERT) {
+            snprintf(err, err_cap, "the server refused the handshake with TLS alert %d (no "
+                     "certificate for this name?)", e - BR_ERR_RECV_FATAL_ALERT);
+            st = HTTPS_E_TLS;
         } else {
-            snprintf(err, err_cap, "TLS handshake failed (BearSSL error %d)", e);
+            /* Version errors are what bytes that are not TLS look like. */
+            snprintf(err, err_cap, "TLS handshake failed (BearSSL error %d%s)", e,
+                     e == BR_ERR_UNSUPPORTED_VERSION || e == BR_ERR_BAD_VERSION
+                         ? ": the answer is not TLS" : "");
             st = HTTPS_E_TLS;
         }
         goto out;

@@ -18,7 +18,8 @@ static const char usage_text[] =
     "  generate-secret [--hex] HOST    print a new FakeTLS secret for HOST\n"
     "  access CONFIG [--ipv4 IP] [--ipv6 IP] [--port N] [--hex]\n"
     "                                  print tg:// and t.me links as JSON\n"
-    "  doctor CONFIG                   check the config, DCs and the fronting target\n"
+    "  doctor [CONFIG] [--ca-file F]   OK/WARN/FAIL per check: config, fronting target, TLS,\n"
+    "                                  certificate, clock, DNS, DCs, descriptors\n"
     "  healthcheck HOST:PORT...        exit 0 if every address accepts TCP\n"
     "  version                         print the version\n"
     "  help                            print this text\n";
