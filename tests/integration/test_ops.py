@@ -292,3 +292,37 @@ def test_json_logs(make_daemon, backend):
         assert obj["level"] in ("debug", "info", "warn", "error")
         assert abs(obj["timestamp"] / 1000 - time.time()) < 60
     assert any("listening on" in json.loads(l)["message"] for l in lines)
+
+
+DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "rootfs", "usr", "share",
+                         "tgfront", "grafana-dashboard.json")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (Debian's prometheus package)")
+def test_grafana_dashboard_queries_parse_and_use_served_names(make_daemon, workdir):
+    """Every panel query is valid PromQL (promtool check rules, with
+    Grafana's variables filled in) and names only metrics a scrape has."""
+    with open(DASHBOARD) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    d = make_daemon()
+    with d.client() as c:
+        c.connect()
+        round_trip(c, b"x" * 100)
+    text = scrape(d)
+    served = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    rules = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, e in enumerate(exprs):
+        for name in re.findall(r"\b(mtg_[a-z_]+)", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if "histogram" in name or \
+                name.endswith("_bucket") else name
+            assert base in served, "dashboard uses %s, which the scrape lacks" % name
+        q = e.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
+        rules.append("      - record: dashboard:expr%d" % i)
+        rules.append("        expr: %s" % json.dumps(q))
+    path = os.path.join(workdir, "dashboard-rules.yml")
+    with open(path, "w") as f:
+        f.write("\n".join(rules) + "\n")
+    r = subprocess.run([PROMTOOL, "check", "rules", path], capture_output=True, timeout=30)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
