@@ -2,6 +2,7 @@
  * from several processes sharing stderr never interleave mid-line. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,7 @@ static log_format current_format = LOG_TEXT;
 static time_t window_sec;
 static unsigned window_lines;
 static unsigned long dropped;
+static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -111,20 +113,24 @@ void log_msg(log_level level, const char *component, const char *fmt, ...)
     char line[LOG_LINE_MAX], msg[LOG_LINE_MAX];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    /* The access lists' refresh thread logs too: the window is shared. */
+    unsigned long report_dropped = 0;
+    int drop;
+    pthread_mutex_lock(&window_lock);
     if (ts.tv_sec != window_sec) {
         window_sec = ts.tv_sec;
         window_lines = 0;
-        if (dropped) {
-            unsigned long n = dropped;
-            dropped = 0;
-            log_msg(LOG_WARN, "log", "%lu lines dropped (more than %d a second)", n,
-                    LOG_MAX_PER_SEC);
-        }
+        report_dropped = dropped;
+        dropped = 0;
     }
-    if (++window_lines > LOG_MAX_PER_SEC) {
-        dropped++;
+    drop = ++window_lines > LOG_MAX_PER_SEC;
+    dropped += (unsigned long)drop;
+    pthread_mutex_unlock(&window_lock);
+    if (report_dropped)
+        log_msg(LOG_WARN, "log", "%lu lines dropped (more than %d a second)", report_dropped,
+                LOG_MAX_PER_SEC);
+    if (drop)
         return;
-    }
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(msg, sizeof msg, fmt, ap);
