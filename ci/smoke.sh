@@ -326,6 +326,27 @@ check_health() {
     fi
 }
 
+# doctor with no argument inside the container: the image's config, Caddy's
+# local CA. The namespace has only loopback, so the DCs that TG_DATACENTERS
+# does not point at the fake DC fail (and so does the exit code); the lines
+# that matter here are the site's and DC 2's.
+check_doctor() {
+    out=$($ENGINE exec "$CTR" tgfront doctor 2>&1) || true
+    printf '%s\n' "$out" >"$WORK/doctor.txt"
+    missing=
+    for want in "OK   config: /run/tgfront/config.toml" "OK   fronting target: 127.0.0.1:8443" \
+        "OK   fronting TLS: " "OK   certificate: valid for $TEST_DOMAIN" "OK   clock: " \
+        "OK   telegram: DC 2 reachable at 127.0.0.1:$DC_PORT" "OK   descriptors: "; do
+        printf '%s\n' "$out" | grep -qF "$want" || missing="$missing [$want]"
+    done
+    if [ -z "$missing" ]; then
+        ok "doctor (no argument) inside the image: the site, its certificate, clock and DC 2 are OK"
+    else
+        printf '%s\n' "$out" | sed 's/^/    /'
+        fail "doctor inside the image: missing$missing"
+    fi
+}
+
 # The rendered Caddyfile: caddy validate passes; the adapted JSON has no
 # redirect server on 127.0.0.1:80, proxy_protocol before tls, h1/h2 only.
 check_caddy_config() {
@@ -423,6 +444,7 @@ main() {
         check_faketls
         check_caddy_config
         check_health
+        check_doctor
         check_users
         check_restarts
         check_persistence
