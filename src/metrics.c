@@ -136,9 +136,9 @@ static void render_handshakes(sink *s, const metrics *const *ms, size_t n, const
     uint64_t cum = 0;
     for (int b = 0; b < METRICS_HS_BUCKETS; b++) {
         cum += SUM(hs_bucket[b]);
-        uint32_t ms_ = metrics_hs_bounds_ms[b];
-        emit(s, "%s_handshake_duration_seconds_bucket{le=\"%u.%03u\"} %llu\n", prefix,
-             ms_ / 1000, ms_ % 1000, (unsigned long long)cum);
+        /* %g spells bounds as Go's client does: "0.005", "0.1", "1", "2.5". */
+        emit(s, "%s_handshake_duration_seconds_bucket{le=\"%g\"} %llu\n", prefix,
+             metrics_hs_bounds_ms[b] / 1000.0, (unsigned long long)cum);
     }
     cum += SUM(hs_inf);
     emit(s, "%s_handshake_duration_seconds_bucket{le=\"+Inf\"} %llu\n", prefix,
