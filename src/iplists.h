@@ -7,7 +7,11 @@
  * loop. A refreshed list is handed over through an atomic pointer and
  * swapped in by the loop in iplists_poll: a lookup sees the old list or the
  * new one, never a mix. A refresh in which any source fails keeps the
- * previous list (mtg would drop that source's entries). */
+ * previous list (mtg would drop that source's entries).
+ *
+ * One event loop polls and reads. With several loops sharing one iplists,
+ * freeing the old list needs every loop past its lookups first (an epoch
+ * per loop, or a reference count per list): not done yet. */
 #ifndef TGF_IPLISTS_H
 #define TGF_IPLISTS_H
 
