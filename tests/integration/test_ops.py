@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from helpers import assert_fronted, rand, round_trip
+from helpers import assert_fronted, rand, round_trip, wait_data
 from socks5server import Socks5Server
 from tlsutil import HTTPSServer, TestCA
 
@@ -326,3 +326,38 @@ def test_grafana_dashboard_queries_parse_and_use_served_names(make_daemon, workd
         f.write("\n".join(rules) + "\n")
     r = subprocess.run([PROMTOOL, "check", "rules", path], capture_output=True, timeout=30)
     assert r.returncode == 0, (r.stdout + r.stderr).decode()
+
+
+def test_blocklist_checks_the_load_balancers_client_address(make_daemon, backend, workdir):
+    """Behind a load balancer (proxy-protocol-listener) the list sees the
+    address from its PROXY header, not the balancer's."""
+    from test_limits import proxy_v2
+    path = os.path.join(workdir, "lb-block-%d.netset" % os.getpid())
+    with open(path, "w") as f:
+        f.write("198.51.100.0/24\n")
+    d = make_daemon(top={"proxy-protocol-listener": True},
+                    tables={"defense.blocklist": {"enabled": True, "urls": [path]}})
+    ok = d.client()
+    ok.open()
+    try:
+        ok.sock.sendall(proxy_v2("10.9.8.7", 4000, "10.0.0.1", 443))
+        ok.send_hello()
+        ok.read_server_answer()
+        ok.start_obfs2()
+        assert round_trip(ok, b"allowed") == b"allowed"
+    finally:
+        ok.close()
+    bad = d.client()
+    bad.open()
+    try:
+        bad.sock.sendall(proxy_v2("198.51.100.9", 5555, "10.0.0.1", 443))
+        hello = bad.build_hello()
+        bad.sock.sendall(hello)
+        conn = backend.wait_conn_with(lambda c: c.proxy is not None and
+                                      c.proxy.src == "198.51.100.9", 5)
+        assert conn is not None, "the blocked client did not reach the site"
+        got = wait_data(backend, conn, hello)
+        assert got == hello, "the site got %d bytes, not the hello" % len(got)
+    finally:
+        bad.sock.close()
+    assert sample(scrape(d), "mtg_ip_blocklisted_total", ip_list="blocklist") == 1
