@@ -147,6 +147,47 @@ static time_t parse_date(const char *v, size_t len)
     return timegm(&tm);
 }
 
+/* BearSSL's "full" client minus what no current web server needs: TLS 1.2
+ * only, ECDHE with AES-GCM or ChaCha20-Poly1305 (what Caddy, Go and every
+ * CDN offer); no CBC, CCM, 3DES, static RSA/ECDH or TLS 1.0's PRF: about
+ * 20 KB less in the static binary than br_ssl_client_init_full. */
+static void client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
+                        const tlstrust *t)
+{
+    static const uint16_t suites[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    };
+    /* SHA-1 stays for the X.509 engine: a few intermediates still use it. */
+    static const struct { int id; const br_hash_class *hc; } hashes[] = {
+        { br_sha1_ID, &br_sha1_vtable }, { br_sha224_ID, &br_sha224_vtable },
+        { br_sha256_ID, &br_sha256_vtable }, { br_sha384_ID, &br_sha384_vtable },
+        { br_sha512_ID, &br_sha512_vtable },
+    };
+    br_ssl_client_zero(cc);
+    br_ssl_engine_set_versions(&cc->eng, BR_TLS12, BR_TLS12);
+    br_x509_minimal_init(xc, &br_sha256_vtable, t->ta, t->count);
+    br_ssl_engine_set_suites(&cc->eng, suites, sizeof suites / sizeof suites[0]);
+    br_ssl_engine_set_default_rsavrfy(&cc->eng);
+    br_ssl_engine_set_default_ecdsa(&cc->eng);
+    br_x509_minimal_set_rsa(xc, br_ssl_engine_get_rsavrfy(&cc->eng));
+    br_x509_minimal_set_ecdsa(xc, br_ssl_engine_get_ec(&cc->eng),
+                              br_ssl_engine_get_ecdsa(&cc->eng));
+    for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
+        br_ssl_engine_set_hash(&cc->eng, hashes[i].id, hashes[i].hc);
+        br_x509_minimal_set_hash(xc, hashes[i].id, hashes[i].hc);
+    }
+    br_ssl_engine_set_x509(&cc->eng, &xc->vtable);
+    br_ssl_engine_set_prf_sha256(&cc->eng, &br_tls12_sha256_prf);
+    br_ssl_engine_set_prf_sha384(&cc->eng, &br_tls12_sha384_prf);
+    br_ssl_engine_set_default_aes_gcm(&cc->eng);
+    br_ssl_engine_set_default_chapol(&cc->eng);
+}
+
 typedef struct {
     char *p;
     size_t len, cap, max;
@@ -187,7 +228,7 @@ https_status https_exchange(int fd, const char *host, const tlstrust *t, const c
         st = HTTPS_E_CONNECT;
         goto out;
     }
-    br_ssl_client_init_full(sc, xc, t->ta, t->count);
+    client_init(sc, xc, t);
     br_ssl_engine_set_buffer(&sc->eng, iobuf, BR_SSL_BUFSIZE_BIDI, 1);
     br_ssl_client_reset(sc, host, 0);
     br_sslio_init(&io, &sc->eng, sock_read, &fd, sock_write, &fd);

@@ -192,6 +192,20 @@ def test_doctor_certificate_for_another_name(fakedc, workdir):
     assert has_line(out, "FAIL certificate: the certificate is not valid for this host name"), out
 
 
+def test_doctor_rsa_certificate(fakedc, workdir):
+    """An RSA CA and server key: the ECDHE_RSA suites and RSA signatures."""
+    ca = TestCA(workdir, rsa_key=True)
+    cert, key = ca.issue([HOST], rsa_key=True)
+    web = HTTPSServer(cert, key, strip_proxy=True, files={"/": b"hi\n"}).start()
+    try:
+        cfg, _ = write_config(workdir, web.addr[1], fakedc.port)
+        rc, out = doctor(cfg, "--ca-file", ca.path, "--ipv4", "127.0.0.1")
+    finally:
+        web.stop()
+    assert rc == 0, out
+    assert has_line(out, "OK   certificate: valid for localhost"), out
+
+
 def test_doctor_expired_certificate(fakedc, workdir):
     ca = TestCA(workdir)
     cert, key = ca.issue([HOST], expired=True)

@@ -21,9 +21,11 @@ def _name(cn):
 
 class TestCA:
     __test__ = False   # not a pytest class
-    def __init__(self, workdir, name="tgfront test CA"):
+    def __init__(self, workdir, name="tgfront test CA", rsa_key=False):
+        from cryptography.hazmat.primitives.asymmetric import rsa
         self.workdir = workdir
-        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
+                    else ec.generate_private_key(ec.SECP256R1()))
         now = datetime.datetime.now(datetime.timezone.utc)
         self.cert = (x509.CertificateBuilder()
                      .subject_name(_name(name)).issuer_name(_name(name))
@@ -39,11 +41,14 @@ class TestCA:
         with open(self.path, "wb") as f:
             f.write(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, names, expired=False):
+    def issue(self, names, expired=False, rsa_key=False):
         """Writes a server certificate for names (DNS names or IPs) and its
-        key; returns (cert_path, key_path)."""
+        key (P-256, or RSA-2048: the ECDHE_RSA suites); returns (cert_path,
+        key_path)."""
         import ipaddress
-        key = ec.generate_private_key(ec.SECP256R1())
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
+               else ec.generate_private_key(ec.SECP256R1()))
         now = datetime.datetime.now(datetime.timezone.utc)
         start = now - datetime.timedelta(days=10 if expired else 1)
         end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=10)
