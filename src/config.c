@@ -7,7 +7,7 @@
  * tables, wrong types and out-of-range values are errors "file:line: ...".
  * Keys mtg has but tgfront does not act on are either accepted with a
  * warning (when ignoring them is harmless) or rejected (when ignoring them
- * would silently change security or routing, e.g. SOCKS5 upstreams). */
+ * would silently change security or routing, e.g. StatsD being on). */
 #include "config.h"
 
 #include <arpa/inet.h>
