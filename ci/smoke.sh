@@ -241,6 +241,42 @@ check_bad_config() {
     expect_fail "injection attempt in EMAIL is rejected" "EMAIL" \
         -e DOMAIN=$TEST_DOMAIN -e 'EMAIL=a@b.c
 acme_ca http://evil'
+    expect_fail "a quote in PROXIES is rejected" "PROXIES" \
+        -e DOMAIN=$TEST_DOMAIN -e 'PROXIES=socks5://u:p"x@10.0.0.1:1080'
+    expect_fail "plain http in BLOCKLIST is rejected" "BLOCKLIST" \
+        -e DOMAIN=$TEST_DOMAIN -e 'BLOCKLIST=http://lists.example/x.netset'
+}
+
+# LOG_FORMAT, BLOCKLIST (a mounted netset file) and PROXIES reach tgfront:
+# every tgfront line is a JSON object, the list is loaded, the upstream named.
+check_ops_env() {
+    mkdir -p "$WORK/lists"
+    printf '# smoke\n192.0.2.0/24\n198.51.100.7\n' >"$WORK/lists/block.netset"
+    chmod 0755 "$WORK/lists"
+    chmod 0644 "$WORK/lists/block.netset"
+    # shellcheck disable=SC2046 # net_opts is a list of words
+    $ENGINE run -d --name "$CTR3" $(net_opts) -v "$WORK/lists:/lists:ro" \
+        -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e LOG_FORMAT=json \
+        -e BLOCKLIST=/lists/block.netset -e PROXIES=socks5://u:p%40ss@127.0.0.1:1080 \
+        -e HTTPS_PORT=4443 -e HTTP_PORT=8080 -e BACKEND_PORT=8444 \
+        "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "LOG_FORMAT/BLOCKLIST/PROXIES container starts: $(cat "$WORK/run3.err")"; return 0; }
+    i=0
+    while [ $i -lt 100 ] && ! $ENGINE logs "$CTR3" 2>&1 | grep -q '"listening on'; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    $ENGINE logs "$CTR3" 2>&1 | sed -n 's/^\[tgfront\] //p' >"$WORK/ops.log"
+    bad=$(grep -vc '^{"level":"[a-z]*","timestamp":[0-9]*,"logger":"[a-z]*","message":".*"}$' "$WORK/ops.log" || true)
+    if [ -s "$WORK/ops.log" ] && [ "$bad" = 0 ] &&
+        grep -q 'blocklist: 2 entries' "$WORK/ops.log" &&
+        grep -q 'SOCKS5 proxy 127.0.0.1:1080 (with a user name and password)' "$WORK/ops.log" &&
+        ! grep -q 'p@ss' "$WORK/ops.log"; then
+        ok "LOG_FORMAT=json, BLOCKLIST and PROXIES reach tgfront ($(wc -l <"$WORK/ops.log") JSON lines)"
+    else
+        sed 's/^/    /' "$WORK/ops.log" | head -n 20
+        fail "LOG_FORMAT/BLOCKLIST/PROXIES: $bad non-JSON lines or the list/proxy line missing"
+    fi
+    $ENGINE rm -f "$CTR3" >/dev/null 2>&1 || true
 }
 
 # start_main NAME: the deployment under test (TLS=internal, fake DC).
@@ -410,6 +446,27 @@ check_health() {
         ok "HEALTHCHECK (ports, and Caddy's certificate for DOMAIN) reports healthy"
     else
         fail "HEALTHCHECK: exit $rc $out"
+    fi
+}
+
+# doctor with no argument inside the container: the image's config, Caddy's
+# local CA. The namespace has only loopback, so every DC fails (and so does
+# the exit code): the fake DC listens only while check_faketls runs; DC 2's
+# line must name TG_DATACENTERS' address. The site's lines must be OK.
+check_doctor() {
+    out=$($ENGINE exec "$CTR" tgfront doctor 2>&1) || true
+    printf '%s\n' "$out" >"$WORK/doctor.txt"
+    missing=
+    for want in "OK   config: /run/tgfront/config.toml" "OK   fronting target: 127.0.0.1:8443" \
+        "OK   fronting TLS: " "OK   certificate: valid for $TEST_DOMAIN" "OK   clock: " \
+        "telegram: DC 2 unreachable (127.0.0.1:$DC_PORT: " "OK   descriptors: "; do
+        printf '%s\n' "$out" | grep -qF "$want" || missing="$missing [$want]"
+    done
+    if [ -z "$missing" ]; then
+        ok "doctor (no argument) inside the image: config, site, certificate (Caddy's CA), clock OK; DC 2 from TG_DATACENTERS"
+    else
+        printf '%s\n' "$out" | sed 's/^/    /'
+        fail "doctor inside the image: missing$missing"
     fi
 }
 
@@ -619,6 +676,8 @@ main() {
         check_faketls
         check_caddy_config
         check_health
+        check_doctor
+        check_ops_env
         check_users
         check_arch
         check_restarts

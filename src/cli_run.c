@@ -132,6 +132,7 @@ static int after_listening(void *ctx, const server_shared *sh)
 static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const char *path)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
+    log_set_format(cfg->log_json ? LOG_JSON : LOG_TEXT);
     static site_store site;
     static run_ctx ctx;
     ctx.opts = opts;

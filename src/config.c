@@ -7,7 +7,7 @@
  * tables, wrong types and out-of-range values are errors "file:line: ...".
  * Keys mtg has but tgfront does not act on are either accepted with a
  * warning (when ignoring them is harmless) or rejected (when ignoring them
- * would silently change security or routing, e.g. SOCKS5 upstreams). */
+ * would silently change security or routing, e.g. StatsD being on). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -472,38 +472,12 @@ static int set_resolver(load_ctx *c, const key_def *k, const key_val *v, int lin
     return 0;
 }
 
-static int set_proxies(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)k;
-    if (v->arr->count > 0)
-        return cfail(c, line, "SOCKS5 upstreams (network.proxies) are not implemented yet by "
-                     "tgfront; remove them or use an empty list (connections would otherwise "
-                     "go out directly)");
-    return 0;
-}
-
 static int warn_http(load_ctx *c, const key_def *k, const key_val *v, int line)
 {
     (void)k;
     (void)v;
-    cwarn(c, line, "'network.timeout.http' is not used: tgfront makes no HTTP requests");
-    return 0;
-}
-
-static int set_list_enabled(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    if (v->b)
-        return cfail(c, line, "[%s] enabled = true: IP %s are not implemented yet by tgfront; "
-                     "set enabled = false or remove the table", k->table,
-                     strstr(k->table, "allow") ? "allowlists" : "blocklists");
-    return 0;
-}
-
-static int warn_list(load_ctx *c, const key_def *k, const key_val *v, int line)
-{
-    (void)v;
-    cwarn(c, line, "'%s.%s' has no effect: IP block/allow lists are not implemented yet "
-          "by tgfront", k->table, k->name);
+    cwarn(c, line, "'network.timeout.http' is not used: list downloads have a 30 s timeout of their "
+          "own");
     return 0;
 }
 
@@ -630,6 +604,118 @@ static int set_datacenter(load_ctx *c, const key_def *k, const key_val *v, int l
     return 0;
 }
 
+/* ---- operations: log-format, access lists, upstreams, CA file ------- */
+
+static int set_log_format(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    log_format f;
+    if (log_format_parse(v->s, &f) < 0)
+        return cfail(c, line, "key 'log-format' must be \"text\" or \"json\" (got '%s')", v->s);
+    c->cfg->log_json = f == LOG_JSON;
+    return 0;
+}
+
+static config_iplist *list_of(load_ctx *c, const key_def *k)
+{
+    return strstr(k->table, "allow") ? &c->cfg->allowlist : &c->cfg->blocklist;
+}
+
+static int set_list_enabled(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)line;
+    list_of(c, k)->enabled = v->b != 0;
+    return 0;
+}
+
+static int set_list_concurrency(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)line;
+    list_of(c, k)->download_concurrency = (uint32_t)v->i;
+    return 0;
+}
+
+static int set_list_update(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)line;
+    list_of(c, k)->update_each_ms = (uint32_t)v->u;
+    return 0;
+}
+
+/* mtg: http(s) URLs or readable files; relative paths become absolute (the
+ * refresh runs later, from wherever). Plain http is refused: a list that
+ * decides who reaches Telegram must not be rewritable on the way. */
+static int set_list_urls(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    config_iplist *l = list_of(c, k);
+    const toml_value *arr = v->arr;
+    if (arr->count > CONFIG_LIST_URLS)
+        return cfail(c, line, "key '%s' lists %zu sources; at most %d", c->cur_key, arr->count,
+                     CONFIG_LIST_URLS);
+    l->url_count = 0;
+    for (size_t i = 0; i < arr->count; i++) {
+        const char *u = arr->items[i].str;
+        int ln = arr->items[i].line;
+        char *dst = l->urls[i];
+        if (strncmp(u, "http://", 7) == 0)
+            return cfail(c, ln, "key '%s': '%s': plain http is not accepted; use https:// "
+                         "(the certificate is verified) or a local file", c->cur_key, u);
+        if (strncmp(u, "https://", 8) == 0) {
+            if (strlen(u) >= CONFIG_PATH_MAX)
+                return cfail(c, ln, "key '%s': URL longer than %d bytes", c->cur_key,
+                             CONFIG_PATH_MAX - 1);
+            snprintf(dst, CONFIG_PATH_MAX, "%s", u);
+        } else if (strstr(u, "://") != NULL || u[0] == '\0') {
+            return cfail(c, ln, "key '%s': '%s' is neither an https:// URL nor a file path",
+                         c->cur_key, u);
+        } else if (u[0] == '/') {
+            if (strlen(u) >= CONFIG_PATH_MAX)
+                return cfail(c, ln, "key '%s': path longer than %d bytes", c->cur_key,
+                             CONFIG_PATH_MAX - 1);
+            snprintf(dst, CONFIG_PATH_MAX, "%s", u);
+        } else {
+            char cwd[CONFIG_PATH_MAX];
+            if (getcwd(cwd, sizeof cwd) == NULL ||
+                (size_t)snprintf(dst, CONFIG_PATH_MAX, "%s/%s", cwd, u) >= CONFIG_PATH_MAX)
+                return cfail(c, ln, "key '%s': cannot make '%s' an absolute path", c->cur_key, u);
+        }
+        l->url_count++;
+    }
+    return 0;
+}
+
+static int set_proxies(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    const toml_value *arr = v->arr;
+    if (arr->count > CONFIG_MAX_PROXIES)
+        return cfail(c, line, "key 'network.proxies' lists %zu proxies; at most %d", arr->count,
+                     CONFIG_MAX_PROXIES);
+    c->cfg->proxy_count = 0;
+    for (size_t i = 0; i < arr->count; i++) {
+        const char *why = "";
+        if (socks5_parse_url(arr->items[i].str, &c->cfg->proxies[i], &why) < 0)
+            /* The URL may hold a password: name the entry, not its text. */
+            return cfail(c, arr->items[i].line, "key 'network.proxies': entry %zu: %s (expected "
+                         "socks5://[user:password@]host[:port] or socks5h://...)", i + 1, why);
+        c->cfg->proxy_count++;
+    }
+    return 0;
+}
+
+static int set_ca_file(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    if (strlen(v->s) >= sizeof c->cfg->ca_file)
+        return cfail(c, line, "key 'network.ca-file' is longer than %zu bytes",
+                     sizeof c->cfg->ca_file - 1);
+    if (access(v->s, R_OK) != 0)
+        return cfail(c, line, "key 'network.ca-file': cannot read '%s': %s", v->s,
+                     strerror(errno));
+    snprintf(c->cfg->ca_file, sizeof c->cfg->ca_file, "%s", v->s);
+    return 0;
+}
+
 /* ---- the key table --------------------------------------------------- */
 
 /* A compile-time check usable inside an initializer (it adds 0). */
@@ -714,7 +800,6 @@ static const key_def keys[] = {
       ALIAS("domain-fronting-proxy-protocol", MERGE_OR) },
 
     { KEY("network", "dns"), BY(K_STRING, set_resolver), ALIAS("network.doh-ip", MERGE_NAME_WINS) },
-    { KEY("network", "proxies"), BY(K_STRLIST, set_proxies) },
 
     /* Lower bounds: a dial needs round trips to the other side of the
      * world (tcp), a handshake at least one client round trip, and the
@@ -749,14 +834,23 @@ static const key_def keys[] = {
     { KEY("defense.anti-replay", "error-rate"), AT_DOUBLE(antireplay_error_rate, 0.001),
       .check = set_error_rate },
 
+    /* Operations (one block): tgfront's log-format and ca-file; mtg's access
+     * lists and SOCKS5 upstreams. */
+    { KEY("", "log-format"), BY(K_STRING, set_log_format), DEFAULT_TEXT("text") },
+    { KEY("network", "proxies"), BY(K_STRLIST, set_proxies) },
+    { KEY("network", "ca-file"), BY(K_STRING, set_ca_file) },
     { KEY("defense.blocklist", "enabled"), BY(K_BOOL, set_list_enabled) },
-    { KEY("defense.blocklist", "download-concurrency"), BY(K_INT, warn_list), BOUNDS(1, 65535) },
-    { KEY("defense.blocklist", "urls"), BY(K_STRLIST, warn_list) },
-    { KEY("defense.blocklist", "update-each"), BY(K_DURATION, warn_list), BOUNDS(0, UINT32_MAX) },
+    { KEY("defense.blocklist", "download-concurrency"), BY(K_INT, set_list_concurrency),
+      BOUNDS(1, 65535), .has_def = 1, .def.i = 1 },
+    { KEY("defense.blocklist", "urls"), BY(K_STRLIST, set_list_urls) },
+    { KEY("defense.blocklist", "update-each"), BY(K_DURATION, set_list_update),
+      BOUNDS(SEC, 30 * 24 * HOUR), .has_def = 1, .def.u = 6 * HOUR },
     { KEY("defense.allowlist", "enabled"), BY(K_BOOL, set_list_enabled) },
-    { KEY("defense.allowlist", "download-concurrency"), BY(K_INT, warn_list), BOUNDS(1, 65535) },
-    { KEY("defense.allowlist", "urls"), BY(K_STRLIST, warn_list) },
-    { KEY("defense.allowlist", "update-each"), BY(K_DURATION, warn_list), BOUNDS(0, UINT32_MAX) },
+    { KEY("defense.allowlist", "download-concurrency"), BY(K_INT, set_list_concurrency),
+      BOUNDS(1, 65535), .has_def = 1, .def.i = 1 },
+    { KEY("defense.allowlist", "urls"), BY(K_STRLIST, set_list_urls) },
+    { KEY("defense.allowlist", "update-each"), BY(K_DURATION, set_list_update),
+      BOUNDS(SEC, 30 * 24 * HOUR), .has_def = 1, .def.u = 6 * HOUR },
 
     { KEY("defense.doppelganger", "urls"), BY(K_STRLIST, warn_doppel) },
     { KEY("defense.doppelganger", "repeats-per-raid"), BY(K_INT, warn_doppel), BOUNDS(1, 65535) },
@@ -1224,6 +1318,13 @@ static int finish(load_ctx *c)
     if (key_line(c, "", "bind-to") == 0)
         return cfail(c, 1, "missing required key 'bind-to' (at the top, before any [table]; "
                      "e.g. bind-to = \"0.0.0.0:443\")");
+    for (int a = 0; a < 2; a++) {
+        const config_iplist *l = a ? &cfg->allowlist : &cfg->blocklist;
+        const char *t = a ? "defense.allowlist" : "defense.blocklist";
+        if (l->enabled && l->url_count == 0)
+            return cfail(c, key_line(c, t, "enabled"), "[%s] enabled = true needs urls: "
+                         "https:// URLs or files in FireHOL netset format", t);
+    }
     if (cfg->prometheus_enabled) {
         int bind_line = key_line(c, "stats.prometheus", "bind-to");
         if (bind_line == 0)

@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "dc.h"
 #include "secret.h"
+#include "socks5.h"
 
 #define CONFIG_HOST_MAX 255
 #define CONFIG_WORKERS_MAX 256        /* workers: event loops (threads) */
@@ -30,6 +31,20 @@ typedef struct {
     uint64_t quota_bytes;             /* both directions per period; 0 = none */
     uint64_t quota_period_s;          /* default 30 days; windows aligned on Unix time */
 } config_secret;
+
+/* ---- operations: access lists, upstreams, log format ---- */
+#define CONFIG_LIST_URLS 16        /* sources per list */
+#define CONFIG_PATH_MAX 512        /* a list source (https URL or file) or a CA file */
+#define CONFIG_MAX_PROXIES 8       /* [network] proxies */
+
+/* [defense.blocklist] / [defense.allowlist] (mtg's keys). */
+typedef struct {
+    int enabled;
+    uint32_t download_concurrency;   /* accepted for mtg; sources load one by one */
+    uint32_t update_each_ms;         /* default 6h */
+    size_t url_count;
+    char urls[CONFIG_LIST_URLS][CONFIG_PATH_MAX];   /* https:// URLs or absolute paths */
+} config_iplist;
 
 typedef struct {
     int debug;
@@ -81,6 +96,14 @@ typedef struct {
     socklen_t prometheus_bind_len;
     char prometheus_path[128];           /* default "/" */
     char prometheus_prefix[64];          /* default "mtg" */
+
+    /* Operations (one block): log-format (tgfront's key), the access lists,
+     * SOCKS5 upstreams for Telegram dials, the CA file for https sources. */
+    int log_json;                        /* log-format = "json" */
+    config_iplist blocklist, allowlist;
+    socks5_upstream proxies[CONFIG_MAX_PROXIES];
+    size_t proxy_count;
+    char ca_file[CONFIG_PATH_MAX];       /* [network] ca-file; "" = the system bundle */
 
     /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
     dc_table dcs;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@
 #include "proxyproto.h"
 #include "relay.h"
 #include "secret_usage.h"
+#include "socks5.h"
 
 typedef enum {
     CS_PROXY_HEADER,
@@ -53,6 +55,9 @@ typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
 /* Headroom kept in front of the hello bytes, so the obfuscated2 frame toward
  * the DC can be written in place in front of the client's early payload. */
 #define CONN_HS_HEADROOM 64
+
+/* A DC dial through a SOCKS5 proxy without [network.timeout] tcp. */
+#define CONN_SOCKS_TIMEOUT_MS 10000
 
 /* What Go's runtime sets on accepted sockets (net.ListenConfig's default
  * KeepAliveConfig): Caddy's visitors see this, so ours do until a hello
@@ -89,6 +94,8 @@ struct conn {
     struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */
     socklen_t client_len;
     uint64_t deadline_ms;        /* handshake or connect deadline; 0 = none */
+    uint64_t accepted_ms;        /* for the handshake duration histogram */
+    socks5_client *socks;        /* while the DC dial goes through a SOCKS5 proxy */
     uint64_t last_activity_ms;
     uint64_t activity_seen;      /* bytes counted at the last activity check */
 
@@ -133,8 +140,18 @@ static pool *conn_pool(const conn *c) { return c->env->pool; }
 static metrics *conn_metrics(const conn *c) { return c->env->metrics; }
 static int closed(const conn *c) { return c->state == CS_CLOSED; }
 
+static void drop_socks(conn *c)
+{
+    if (c->socks) {
+        socks5_wipe(c->socks);
+        free(c->socks);
+        c->socks = NULL;
+    }
+}
+
 static void drop_peer(conn *c)
 {
+    drop_socks(c);
     if (c->pw.fd >= 0) {
         loop_watch_remove(c->env->loop, &c->pw);
         close(c->pw.fd);
@@ -198,6 +215,7 @@ void conn_close(conn *c, close_reason reason)
     close_fd(c->env->loop, &c->cw, how->rst_client);
     close_fd(c->env->loop, &c->pw, how->rst_peer);
     release_blocks(c);
+    drop_socks(c);
     crypto_wipe(&c->cli, sizeof c->cli);
     crypto_wipe(&c->dc, sizeof c->dc);
     crypto_wipe(c->init, sizeof c->init);
@@ -313,6 +331,11 @@ static uint32_t peer_mask(const conn *c)
 {
     if (c->peer_connecting || c->hdr_off < c->hdr_len)
         return LOOP_OUT;
+    if (c->socks) {
+        size_t pending;
+        return socks5_pending(c->socks, &pending) ? LOOP_OUT
+             : socks5_want(c->socks) ? LOOP_IN : 0;
+    }
     uint32_t m = 0;
     switch (c->state) {
     case CS_PROXY_HEADER:
@@ -782,10 +805,28 @@ static void dial_next_dc(conn *c)
     drop_peer(c);
     while (c->addr_next < n) {
         const dc_addr *a = &list[c->addr_next++];
-        int fd = net_connect_start((const struct sockaddr *)&a->addr, a->len);
+        const dc_addr *to = a;
+        const conn_env *env = c->env;
+        size_t px = 0;
+        if (env->proxy_count) {
+            /* Each attempt goes through the next upstream, starting from a
+             * random one: with several, a dead proxy costs one attempt. */
+            px = (c->dc_seed + c->addr_next - 1) % env->proxy_count;
+            to = &env->proxy_addrs[px];
+        }
+        int fd = net_connect_start((const struct sockaddr *)&to->addr, to->len);
         if (fd < 0) {
             log_debug("conn", "DC %d connect failed: %s", c->dc_num, strerror(errno));
             continue;
+        }
+        if (env->proxy_count) {
+            c->socks = malloc(sizeof *c->socks);
+            if (!c->socks) {
+                close(fd);
+                conn_close(c, CLOSE_NO_MEMORY);
+                return;
+            }
+            socks5_begin(c->socks, &cfg->proxies[px], (const struct sockaddr *)&a->addr);
         }
         net_set_nodelay(fd);
         if (!cfg->keepalive_disabled)
@@ -796,10 +837,66 @@ static void dial_next_dc(conn *c)
         c->peer = PEER_DC;
         c->peer_connecting = 1;
         c->deadline_ms = cfg->timeout_tcp_ms ? now_ms(c) + cfg->timeout_tcp_ms : 0;
+        /* The kernel times a connect out, not a proxy that never answers. */
+        if (!c->deadline_ms && env->proxy_count)
+            c->deadline_ms = now_ms(c) + CONN_SOCKS_TIMEOUT_MS;
         return;
     }
     log_warn("conn", "cannot dial to telegram DC %d", c->dc_num);
     conn_close(c, CLOSE_DC_UNREACHABLE);
+}
+
+static void start_dc_relay(conn *c);
+
+/* The SOCKS5 handshake with the upstream proxy: write what it has, read
+ * exactly what it wants, until the tunnel to the DC is up. */
+static void socks_step(conn *c)
+{
+    for (;;) {
+        size_t len;
+        const uint8_t *out = socks5_pending(c->socks, &len);
+        if (out) {
+            ssize_t n = send(c->pw.fd, out, len, MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+            if (n <= 0) {
+                log_debug("conn", "DC %d via SOCKS5: write: %s", c->dc_num, strerror(errno));
+                dial_next_dc(c);
+                return;
+            }
+            socks5_sent(c->socks, (size_t)n);
+            continue;
+        }
+        uint8_t in[300];
+        size_t want = socks5_want(c->socks);
+        if (want > sizeof in)
+            want = sizeof in;
+        ssize_t n = read(c->pw.fd, in, want);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            log_warn("conn", "DC %d via SOCKS5 proxy: %s", c->dc_num,
+                     n == 0 ? "the proxy closed the connection" : strerror(errno));
+            dial_next_dc(c);
+            return;
+        }
+        socks5_result r = socks5_input(c->socks, in, (size_t)n);
+        if (r == SOCKS5_FAIL) {
+            if (c->socks->error == SOCKS5_E_REFUSED)
+                log_warn("conn", "DC %d via SOCKS5 proxy: %s: %s", c->dc_num,
+                         socks5_error_str(c->socks->error), socks5_rep_str(c->socks->rep));
+            else
+                log_warn("conn", "DC %d via SOCKS5 proxy: %s", c->dc_num,
+                         socks5_error_str(c->socks->error));
+            dial_next_dc(c);
+            return;
+        }
+        if (r == SOCKS5_DONE) {
+            drop_socks(c);
+            start_dc_relay(c);
+            return;
+        }
+    }
 }
 
 static void dc_connect_done(conn *c, int err)
@@ -809,9 +906,19 @@ static void dc_connect_done(conn *c, int err)
         dial_next_dc(c);
         return;
     }
-    metrics *m = conn_metrics(c);
     c->peer_connecting = 0;
+    if (c->socks) {
+        socks_step(c);
+        return;
+    }
+    start_dc_relay(c);
+}
+
+static void start_dc_relay(conn *c)
+{
+    metrics *m = conn_metrics(c);
     c->state = CS_RELAY;
+    metrics_observe_handshake(m, now_ms(c) - c->accepted_ms);
     c->deadline_ms = 0;
     c->last_activity_ms = now_ms(c);
     c->dc_slot = metrics_dc_slot_get(m, c->dc_num, c->peer_ip);
@@ -862,6 +969,27 @@ static int make_room(conn *c)
     return 0;
 }
 
+/* The access lists, once the client's address is final: a refused client
+ * is fronted like any visitor (mtg closes it, and a close is a tell).
+ * Returns 1 when refused. */
+static int list_refused(conn *c)
+{
+    if (!c->env->lists)
+        return 0;
+    iplists_verdict v = iplists_check(c->env->lists, (const struct sockaddr *)&c->client_addr);
+    if (v == IPLISTS_PASS)
+        return 0;
+    metrics_iplist which = v == IPLISTS_BLOCKED ? METRICS_BLOCKLIST : METRICS_ALLOWLIST;
+    conn_metrics(c)->ip_blocklisted[which]++;
+    if (log_enabled(LOG_DEBUG)) {
+        char ip[64];
+        net_format_ip((const struct sockaddr *)&c->client_addr, ip, sizeof ip);
+        log_debug("conn", "%s: %s: fronting", ip, v == IPLISTS_BLOCKED ? "ip was blacklisted"
+                                                 : "ip was rejected by allowlist");
+    }
+    return 1;
+}
+
 /* The inbound PROXY header of a load balancer in front of us. Returns 0 to
  * go on with the bytes after it, 1 when there is nothing more to do now. */
 static int process_proxy_header(conn *c)
@@ -901,9 +1029,9 @@ static int process_proxy_header(conn *c)
         if (closed(c))
             return 1;
     }
-    if (c->over_limit) {
-        /* Over the limit: the load balancer's header is ours to strip,
-         * everything after it goes to the web server. */
+    if (c->over_limit || list_refused(c)) {
+        /* Over the limit or refused by a list: the load balancer's header
+         * is ours to strip, everything after it goes to the web server. */
         start_fronting(c);
         return 1;
     }
@@ -1068,6 +1196,8 @@ static void on_peer(loop_watch *w, uint32_t ev)
     int wanted_in = w->mask & LOOP_IN;
     if (c->peer_connecting) {
         on_peer_connect(c, ev);
+    } else if (c->socks) {
+        socks_step(c);
     } else if (c->hdr_off < c->hdr_len) {
         flush_to_front(c);
     } else if (c->state == CS_HELLO || c->state == CS_PROXY_HEADER) {
@@ -1114,6 +1244,7 @@ conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *
     net_set_keepalive(fd, SITE_KEEPALIVE_IDLE_S, SITE_KEEPALIVE_INTERVAL_S, SITE_KEEPALIVE_COUNT);
     conn_metrics(c)->client_connections[c->family]++;
     c->last_activity_ms = now_ms(c);
+    c->accepted_ms = now_ms(c);
     c->deadline_ms = cfg->timeout_handshake_ms ? now_ms(c) + cfg->timeout_handshake_ms : 0;
     c->state = cfg->proxy_protocol_listener ? CS_PROXY_HEADER : CS_HELLO;
 
@@ -1126,6 +1257,8 @@ conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *
         start_fronting(c);
     } else if (over_limit) {
         conn_metrics(c)->concurrency_limited++;
+    } else if (!cfg->proxy_protocol_listener && !closed(c) && list_refused(c)) {
+        start_fronting(c);
     }
     update_interest(c);
     return c;

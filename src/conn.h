@@ -26,6 +26,7 @@
 
 #include "close_reason.h"
 #include "config.h"
+#include "iplists.h"
 #include "loop.h"
 #include "metrics.h"
 #include "pool.h"
@@ -47,6 +48,9 @@ typedef struct conn_env {
     secret_usage *usage;                /* per-secret numbers and limits */
     const dc_addr *front_addrs;         /* the fronting target, resolved */
     size_t front_count;
+    const iplists *lists;               /* access lists; NULL = none */
+    const dc_addr *proxy_addrs;         /* SOCKS5 upstreams for DC dials, */
+    size_t proxy_count;                 /* resolved; cfg->proxies[i] each */
     /* The connection was fronted: it no longer counts as a Telegram client. */
     void (*on_fronted)(void *owner, conn *c);
     /* The connection wants conn_wake at (or soon after) at_ms: a wait

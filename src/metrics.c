@@ -93,12 +93,62 @@ static void render_dc(sink *s, const metrics *const *ms, size_t n, const char *p
                      slot->dc, slot->ip, (unsigned long long)conns);
             } else {
                 for (int d = 0; d < 2; d++)
-                    emit(s, "%s_telegram_traffic{dc=\"%d\",direction=\"%s\",telegram_ip=\"%s\"} %llu\n",
+                    emit(s, "%s_telegram_traffic_total{dc=\"%d\",direction=\"%s\",telegram_ip=\"%s\"} %llu\n",
                          prefix, slot->dc, direction_names[d], slot->ip,
                          (unsigned long long)tr[d]);
             }
         }
     }
+}
+
+const uint32_t metrics_hs_bounds_ms[METRICS_HS_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000
+};
+
+void metrics_observe_handshake(metrics *m, uint64_t ms)
+{
+    size_t i = 0;
+    while (i < METRICS_HS_BUCKETS && ms > metrics_hs_bounds_ms[i])
+        i++;
+    if (i < METRICS_HS_BUCKETS)
+        m->hs_bucket[i]++;
+    else
+        m->hs_inf++;
+    m->hs_count++;
+    m->hs_sum_ms += ms;
+}
+
+static const char *const iplist_names[2] = { "blocklist", "allowlist" };
+
+/* Counters are named with the _total suffix. mtg registers them without it
+ * and serves OpenMetrics to Prometheus, which appends _total: the names
+ * below are the ones a Prometheus that scraped mtg stores, so its
+ * dashboards keep working, and promtool's lint passes. */
+static void counter(sink *s, const char *prefix, const char *name, const char *help)
+{
+    emit(s, "# HELP %s_%s_total %s\n# TYPE %s_%s_total counter\n", prefix, name, help, prefix,
+         name);
+}
+
+static void render_handshakes(sink *s, const metrics *const *ms, size_t n, const char *prefix)
+{
+    header(s, prefix, "handshake_duration_seconds", "histogram",
+           "Telegram client handshakes: accept until the relay to the DC starts (tgfront).");
+    uint64_t cum = 0;
+    for (int b = 0; b < METRICS_HS_BUCKETS; b++) {
+        cum += SUM(hs_bucket[b]);
+        /* %g spells bounds as Go's client does: "0.005", "0.1", "1", "2.5". */
+        emit(s, "%s_handshake_duration_seconds_bucket{le=\"%g\"} %llu\n", prefix,
+             metrics_hs_bounds_ms[b] / 1000.0, (unsigned long long)cum);
+    }
+    cum += SUM(hs_inf);
+    emit(s, "%s_handshake_duration_seconds_bucket{le=\"+Inf\"} %llu\n", prefix,
+         (unsigned long long)cum);
+    uint64_t sum_ms = SUM(hs_sum_ms);
+    emit(s, "%s_handshake_duration_seconds_sum %llu.%03llu\n", prefix,
+         (unsigned long long)(sum_ms / 1000), (unsigned long long)(sum_ms % 1000));
+    emit(s, "%s_handshake_duration_seconds_count %llu\n", prefix,
+         (unsigned long long)SUM(hs_count));
 }
 
 size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, char *out,
@@ -122,47 +172,58 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
         emit(&s, "%s_domain_fronting_connections{ip_family=\"%s\"} %llu\n", prefix,
              family_names[f], (unsigned long long)SUM(fronting_connections[f]));
 
-    header(&s, prefix, "telegram_traffic", "counter", "Bytes relayed to or from Telegram.");
+    counter(&s, prefix, "telegram_traffic", "Bytes relayed to or from Telegram.");
     render_dc(&s, ms, n, prefix, 1);
 
-    header(&s, prefix, "domain_fronting_traffic", "counter",
-           "Bytes relayed to or from the fronting target.");
+    counter(&s, prefix, "domain_fronting_traffic", "Bytes relayed to or from the fronting target.");
     for (int d = 0; d < 2; d++)
-        emit(&s, "%s_domain_fronting_traffic{direction=\"%s\"} %llu\n", prefix,
+        emit(&s, "%s_domain_fronting_traffic_total{direction=\"%s\"} %llu\n", prefix,
              direction_names[d], (unsigned long long)SUM(fronting_traffic[d]));
 
-    header(&s, prefix, "domain_fronting", "counter", "Connections sent to the fronting target.");
-    emit(&s, "%s_domain_fronting %llu\n", prefix, (unsigned long long)SUM(domain_fronting));
+    counter(&s, prefix, "domain_fronting", "Connections sent to the fronting target.");
+    emit(&s, "%s_domain_fronting_total %llu\n", prefix, (unsigned long long)SUM(domain_fronting));
 
-    header(&s, prefix, "concurrency_limited", "counter",
-           "Connections over the concurrency limit (fronted, not closed).");
-    emit(&s, "%s_concurrency_limited %llu\n", prefix,
+    counter(&s, prefix, "concurrency_limited",
+            "Connections over the concurrency limit (fronted, not closed).");
+    emit(&s, "%s_concurrency_limited_total %llu\n", prefix,
          (unsigned long long)SUM(concurrency_limited));
 
-    header(&s, prefix, "replay_attacks", "counter", "Replayed ClientHellos (fronted).");
-    emit(&s, "%s_replay_attacks %llu\n", prefix, (unsigned long long)SUM(replay_attacks));
+    counter(&s, prefix, "ip_blocklisted",
+            "Connections refused by the blocklist or the allowlist (fronted, not closed).");
+    for (int l = 0; l < 2; l++)
+        emit(&s, "%s_ip_blocklisted_total{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
+             (unsigned long long)SUM(ip_blocklisted[l]));
 
-    header(&s, prefix, "fronting_unreachable", "counter",
-           "Dials to the fronting target that failed on every address (tgfront).");
-    emit(&s, "%s_fronting_unreachable %llu\n", prefix,
+    header(&s, prefix, "iplist_size", "gauge", "Entries in the blocklist or the allowlist.");
+    for (int l = 0; l < 2; l++)
+        emit(&s, "%s_iplist_size{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
+             (unsigned long long)(n ? ms[0]->iplist_size[l] : 0));
+
+    counter(&s, prefix, "replay_attacks", "Replayed ClientHellos (fronted).");
+    emit(&s, "%s_replay_attacks_total %llu\n", prefix, (unsigned long long)SUM(replay_attacks));
+
+    counter(&s, prefix, "fronting_unreachable",
+            "Dials to the fronting target that failed on every address (tgfront).");
+    emit(&s, "%s_fronting_unreachable_total %llu\n", prefix,
          (unsigned long long)SUM(front_unreachable));
 
-    header(&s, prefix, "memory_waits", "counter",
-           "Reads postponed because the buffer memory cap was reached (tgfront).");
-    emit(&s, "%s_memory_waits %llu\n", prefix, (unsigned long long)SUM(memory_waits));
+    counter(&s, prefix, "memory_waits",
+            "Reads postponed because the buffer memory cap was reached (tgfront).");
+    emit(&s, "%s_memory_waits_total %llu\n", prefix, (unsigned long long)SUM(memory_waits));
 
-    header(&s, prefix, "handshake_rejected", "counter",
-           "ClientHellos that failed the FakeTLS check, by reason (tgfront).");
+    counter(&s, prefix, "handshake_rejected",
+            "ClientHellos that failed the FakeTLS check, by reason (tgfront).");
     for (int r = 1; r < FAKETLS_R_COUNT; r++)
-        emit(&s, "%s_handshake_rejected{reason=\"%s\"} %llu\n", prefix,
+        emit(&s, "%s_handshake_rejected_total{reason=\"%s\"} %llu\n", prefix,
              faketls_reason_name((faketls_reason)r),
              (unsigned long long)SUM(handshake_rejected[r]));
 
-    header(&s, prefix, "connections_closed", "counter",
-           "Finished connections by close reason (tgfront).");
+    counter(&s, prefix, "connections_closed", "Finished connections by close reason (tgfront).");
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
-        emit(&s, "%s_connections_closed{reason=\"%s\"} %llu\n", prefix,
+        emit(&s, "%s_connections_closed_total{reason=\"%s\"} %llu\n", prefix,
              metrics_close_reason_name((close_reason)r), (unsigned long long)SUM(closed[r]));
+
+    render_handshakes(&s, ms, n, prefix);
     if (n > 0 && s.len + 1 < s.cap)
         s.len += site_store_render(ms[0]->site, prefix, (int64_t)time(NULL), out + s.len,
                                    s.cap - s.len);

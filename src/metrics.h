@@ -26,6 +26,13 @@ typedef struct {
     uint64_t traffic[2];       /* indexed by metrics_direction */
 } metrics_dc_slot;
 
+/* Handshake duration buckets (upper bounds, ms): accept until the relay to
+ * the DC starts, i.e. what a Telegram user waits for. */
+#define METRICS_HS_BUCKETS 12
+extern const uint32_t metrics_hs_bounds_ms[METRICS_HS_BUCKETS];
+
+typedef enum { METRICS_BLOCKLIST = 0, METRICS_ALLOWLIST = 1 } metrics_iplist;
+
 typedef struct {
     uint64_t client_connections[2];          /* gauge, by family */
     uint64_t fronting_connections[2];        /* gauge, by family */
@@ -37,6 +44,12 @@ typedef struct {
     uint64_t memory_waits;                   /* pool cap reached (set by the server) */
     uint64_t handshake_rejected[FAKETLS_R_COUNT];
     uint64_t closed[CLOSE_REASON_COUNT];
+    uint64_t ip_blocklisted[2];              /* by metrics_iplist: fronted */
+    uint64_t iplist_size[2];                 /* gauge, entries (set by the server) */
+    uint64_t hs_bucket[METRICS_HS_BUCKETS];  /* not cumulative; + the last is +Inf */
+    uint64_t hs_inf;
+    uint64_t hs_count;
+    uint64_t hs_sum_ms;
     metrics_dc_slot dc[METRICS_MAX_DC_ADDRS];
     size_t dc_count;
     site_store *site;                        /* rendered from the first object */
@@ -46,6 +59,9 @@ void metrics_init(metrics *m);
 metrics_family metrics_family_of(const struct sockaddr *sa);
 /* Finds or creates the slot for (dc, ip text); returns NULL when full. */
 metrics_dc_slot *metrics_dc_slot_get(metrics *m, int dc, const char *ip);
+
+/* Records one Telegram handshake that took ms milliseconds. */
+void metrics_observe_handshake(metrics *m, uint64_t ms);
 
 /* Renders Prometheus text format 0.0.4 for the sum of n metrics objects.
  * Returns the length written (output truncated at cap - 1, NUL-terminated). */

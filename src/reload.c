@@ -31,6 +31,12 @@ static void keep_restart_keys(tgf_config *next, const tgf_config *running)
     KEEP(next, running, prometheus_bind_len, "stats.prometheus.bind-to");
     KEEP(next, running, prometheus_path, "stats.prometheus.http-path");
     KEEP(next, running, prometheus_prefix, "stats.prometheus.metric-prefix");
+    /* Each loop holds its lists and resolved upstreams from the start. */
+    KEEP(next, running, blocklist, "defense.blocklist");
+    KEEP(next, running, allowlist, "defense.allowlist");
+    KEEP(next, running, proxies, "network.proxies");
+    KEEP(next, running, proxy_count, "network.proxies");
+    KEEP(next, running, ca_file, "network.ca-file");
     /* Without [domain-fronting] host, the fronting target is the secrets'
      * hostname, resolved at start-up. */
     if (next->fronting_host[0] == '\0' && strcmp(next->secret.host, running->secret.host) != 0)

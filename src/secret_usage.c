@@ -199,27 +199,27 @@ size_t secret_usage_render(const secret_usage *u, const char *prefix, char *out,
     for (size_t i = 0; i < n; i++)
         emit(&s, "%s_secret_connections{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].connections));
-    header(&s, prefix, "secret_accepted", "counter",
+    header(&s, prefix, "secret_accepted_total", "counter",
            "Clients served by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
-        emit(&s, "%s_secret_accepted{secret=\"%s\"} %llu\n", prefix, sl[i].name,
+        emit(&s, "%s_secret_accepted_total{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].accepted));
-    header(&s, prefix, "secret_traffic", "counter",
+    header(&s, prefix, "secret_traffic_total", "counter",
            "Bytes relayed to or from Telegram clients by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
         for (int d = 0; d < 2; d++)
-            emit(&s, "%s_secret_traffic{direction=\"%s\",secret=\"%s\"} %llu\n", prefix, dir[d],
+            emit(&s, "%s_secret_traffic_total{direction=\"%s\",secret=\"%s\"} %llu\n", prefix, dir[d],
                  sl[i].name, (unsigned long long)atomic_load(&sl[i].traffic[d]));
     header(&s, prefix, "secret_quota_used", "gauge",
            "Bytes used in the current quota window by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
         emit(&s, "%s_secret_quota_used{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].window_bytes));
-    header(&s, prefix, "secret_refused", "counter",
+    header(&s, prefix, "secret_refused_total", "counter",
            "Clients that proved a secret but were fronted, by secret and reason (tgfront).");
     for (size_t i = 0; i < n; i++)
         for (int r = 0; r < USAGE_REFUSED_COUNT; r++)
-            emit(&s, "%s_secret_refused{reason=\"%s\",secret=\"%s\"} %llu\n", prefix,
+            emit(&s, "%s_secret_refused_total{reason=\"%s\",secret=\"%s\"} %llu\n", prefix,
                  refusal_names[r], sl[i].name, (unsigned long long)atomic_load(&sl[i].refused[r]));
     header(&s, prefix, "client_clock_skew_seconds", "gauge",
            "Client minus server clock of the last hello refused for its timestamp (tgfront).");

@@ -42,7 +42,7 @@
 /* The fronting target must never be ourselves: every probe would be fronted
  * back to our own listener, which fronts it again, forever (mtg issues #490,
  * #507). */
-static int check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
+int server_check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
                                char *err, size_t err_cap)
 {
     const struct sockaddr *bind = (const struct sockaddr *)&cfg->bind_addr;
@@ -90,7 +90,7 @@ int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, cha
         snprintf(err, err_cap, "fronting target: %s (set [domain-fronting] host or ip)", rerr);
         return -1;
     }
-    if (check_fronting_loop(cfg, out, (size_t)n, err, err_cap) < 0)
+    if (server_check_fronting_loop(cfg, out, (size_t)n, err, err_cap) < 0)
         return -1;
     return n;
 }
@@ -304,6 +304,9 @@ static void on_tick(loop *l, void *ctx)
     server *s = ctx;
     uint64_t now = l->now_ms;
     s->metrics.memory_waits = s->pool.cap_hits;
+    iplists_poll(&s->lists);
+    s->metrics.iplist_size[METRICS_BLOCKLIST] = iplists_size(&s->lists, IPLISTS_BLOCK);
+    s->metrics.iplist_size[METRICS_ALLOWLIST] = iplists_size(&s->lists, IPLISTS_ALLOW);
     for (server_slot *sl = s->active, *next; sl; sl = next) {
         next = sl->next;
         conn_tick(conn_of(sl), now);
@@ -731,6 +734,26 @@ int server_init(server *s, server_shared *sh, size_t index, char *err, size_t er
     pool_init(&s->pool, POOL_KEEP_BLOCKS, sh->pool_cap);
     metrics_init(&s->metrics);
 
+    /* The lists and the upstreams are restart-only keys (reload.c): they
+     * follow the start-up config, which the shared state holds to the end. */
+    if (iplists_start(&s->lists, sh->cfg, err, err_cap) < 0)
+        return -1;
+    s->metrics.iplist_size[METRICS_BLOCKLIST] = iplists_size(&s->lists, IPLISTS_BLOCK);
+    s->metrics.iplist_size[METRICS_ALLOWLIST] = iplists_size(&s->lists, IPLISTS_ALLOW);
+    for (size_t i = 0; i < cfg->proxy_count; i++) {
+        char rerr[300];
+        const socks5_upstream *u = &cfg->proxies[i];
+        if (net_resolve(u->host, u->port, &s->proxy_addrs[i], 1, rerr, sizeof rerr) < 1) {
+            snprintf(err, err_cap, "network.proxies entry %zu: %s", i + 1, rerr);
+            return -1;
+        }
+        char pa[80];
+        dc_format_addr((const struct sockaddr *)&s->proxy_addrs[i].addr, pa, sizeof pa);
+        if (index == 0)
+            log_info("main", "Telegram connections go through SOCKS5 proxy %s%s", pa,
+                     u->has_auth ? " (with a user name and password)" : "");
+    }
+
     if (loop_init_signals(&s->loop, SERVER_TICK_MS, index == 0) < 0) {
         snprintf(err, err_cap, "event loop: %s", strerror(errno));
         return -1;
@@ -759,7 +782,9 @@ int server_init(server *s, server_shared *sh, size_t index, char *err, size_t er
     s->env = (conn_env){ .loop = &s->loop, .pool = &s->pool, .metrics = &s->metrics,
                          .cfg = s->cfg, .replay = sh->replay, .usage = sh->usage,
                          .site = sh->site, .front_addrs = sh->front_addrs,
-                         .front_count = sh->front_count, .on_fronted = on_conn_fronted,
+                         .front_count = sh->front_count, .lists = &s->lists,
+                         .proxy_addrs = s->proxy_addrs, .proxy_count = sh->cfg->proxy_count,
+                         .on_fronted = on_conn_fronted,
                          .wake_at = on_conn_wake_at,
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
@@ -823,6 +848,7 @@ void server_destroy(server *s)
     close_all(s, CLOSE_SHUTDOWN);
     reap(s);
     stats_close(&s->stats);
+    iplists_stop(&s->lists);
     if (s->listener.fd >= 0 && s->shared && s->shared->reuseport)
         close(s->listener.fd);
     s->listener.fd = -1;

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "iplists.h"
 #include "loop.h"
 #include "metrics.h"
 #include "pool.h"
@@ -89,6 +90,9 @@ typedef struct server {
     metrics snap;                     /* under shared->snap_lock */
     uint64_t snap_gen;                /* bumped with each snapshot */
     int snap_final;                   /* loop ended: snap is final */
+    iplists lists;                    /* [defense.blocklist], [defense.allowlist]: one
+                                       * per loop (each swaps its own lists) */
+    dc_addr proxy_addrs[CONFIG_MAX_PROXIES];   /* [network] proxies, resolved */
 
     struct server_slot *active;       /* doubly linked */
     struct server_slot *dead;         /* closed, freed after the event batch */
@@ -117,6 +121,10 @@ void server_shared_adopt_config(server_shared *sh, const tgf_config *cfg);
  * address count, or -1 with err set. Blocking (start-up and doctor only). */
 int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, char *err,
                             size_t err_cap);
+/* The fronting-loop check alone, on resolved addresses (doctor). 0, or -1
+ * with the explanation in err. */
+int server_check_fronting_loop(const tgf_config *cfg, const dc_addr *addrs, size_t count,
+                               char *err, size_t err_cap);
 
 /* Reload (SIGHUP). server_shared_init copies cfg into a reference-counted
  * config (config_ref.h); every connection holds the one it was accepted with

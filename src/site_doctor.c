@@ -12,12 +12,13 @@ int site_doctor(const tgf_config *cfg)
     dc_addr addrs[SERVER_MAX_FRONT_ADDRS];
     char err[512];
     if (!cfg->site_profile_enabled) {
-        printf("  [skip] site-profile disabled: the FakeTLS answer keeps the default shape\n");
+        printf("OK   site profile: disabled ([site-profile] enabled = false): the FakeTLS answer "
+               "keeps the default shape\n");
         return 0;
     }
     int n = server_resolve_fronting(cfg, addrs, SERVER_MAX_FRONT_ADDRS, err, sizeof err);
     if (n < 0) {
-        printf("  [FAIL] %s\n", err);
+        printf("FAIL site profile: %s\n", err);
         return 1;
     }
     site_target t;
@@ -28,12 +29,12 @@ int site_doctor(const tgf_config *cfg)
     for (int s = 0; s < SITE_SHAPES; s++) {
         char d[256];
         if (!learned[s]) {
-            printf("  [FAIL] %s hello: %s; the daemon answers with the default shape\n",
+            printf("FAIL site profile: %s hello: %s; the daemon answers with the default shape\n",
                    site_shape_name((site_shape)s), err);
             continue;
         }
         site_answer_describe(&a[s], d, sizeof d);
-        printf("  [ok]   %s hello: %s (probed now, age 0 s; the daemon relearns every %u s "
+        printf("OK   site profile: %s hello: %s (probed now; the daemon relearns every %u s "
                "and checks every %u s)\n",
                site_shape_name((site_shape)s), d, (unsigned)cfg->site_refresh_s,
                (unsigned)cfg->site_check_s);

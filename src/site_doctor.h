@@ -4,8 +4,9 @@
 
 #include "config.h"
 
-/* Probes the fronting target as the daemon does and prints one line per
- * hello kind. Returns 0, or 1 when a kind could not be learned. */
+/* Probes the fronting target as the daemon does and prints one doctor
+ * line ("OK   site profile: ..." or "FAIL ...") per hello kind. Returns 0,
+ * or 1 when a kind could not be learned. */
 int site_doctor(const tgf_config *cfg);
 
 #endif

@@ -168,11 +168,13 @@ def test_metrics(make_daemon, fakedc, backend):
             assert recv_n(s, 1) == b"x"
             text = _metrics(d)
             live = _samples(text)
-    for name in ("mtg_client_connections", "mtg_domain_fronting",
-                 "mtg_telegram_connections", "mtg_telegram_traffic",
-                 "mtg_domain_fronting_traffic", "mtg_domain_fronting_connections",
-                 "mtg_concurrency_limited", "mtg_replay_attacks"):
-        assert "# TYPE %s " % name in text, "metric %s missing from:\n%s" % (name, text[:2000])
+    # mtg's names; counters carry _total, as Prometheus stores mtg's.
+    for name in ("mtg_client_connections gauge", "mtg_domain_fronting_total counter",
+                 "mtg_telegram_connections gauge", "mtg_telegram_traffic_total counter",
+                 "mtg_domain_fronting_traffic_total counter",
+                 "mtg_domain_fronting_connections gauge",
+                 "mtg_concurrency_limited_total counter", "mtg_replay_attacks_total counter"):
+        assert "# TYPE %s\n" % name in text, "metric %s missing from:\n%s" % (name, text[:2000])
     assert _sum(live, "mtg_client_connections") >= 2
     assert _sum(live, "mtg_telegram_connections") == 1
     assert _sum(live, "mtg_domain_fronting_connections") == 1

@@ -172,7 +172,7 @@ def test_fronting_target_down_resets(make_daemon):
     port = dead.getsockname()[1]
     dead.close()
     d = make_daemon(backend_addr=("127.0.0.1", port))
-    before = metric(d, "mtg_fronting_unreachable")
+    before = metric(d, "mtg_fronting_unreachable_total")
     with raw_connect(d.addr) as s:
         s.sendall(b"GET / HTTP/1.1\r\n\r\n")
         s.settimeout(3)
@@ -181,7 +181,7 @@ def test_fronting_target_down_resets(make_daemon):
         except ConnectionResetError:
             got = "reset"
         assert got == "reset", "fronting target down: got %r, want a reset" % (got,)
-    assert metric(d, "mtg_fronting_unreachable") > before
+    assert metric(d, "mtg_fronting_unreachable_total") > before
 
 
 def test_fronting_target_down_still_serves_telegram(make_daemon, fakedc):

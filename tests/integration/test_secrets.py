@@ -116,12 +116,12 @@ def test_two_named_secrets_served_at_once_with_metrics_that_add_up(make_daemon, 
         time.sleep(0.05)
     assert total(m, "mtg_secret_connections") == 0 == total(m, "mtg_telegram_connections")
     for direction in ("to_client", "from_client"):
-        per_secret = total(m, "mtg_secret_traffic", direction=direction)
-        assert per_secret == total(m, "mtg_telegram_traffic", direction=direction) > 0, direction
-    assert value(m, "mtg_secret_traffic", secret="bob", direction="from_client") >= 70000
-    assert 3000 <= value(m, "mtg_secret_traffic", secret="alice", direction="from_client") < 70000
-    assert value(m, "mtg_secret_accepted", secret="alice") == 1
-    assert value(m, "mtg_secret_accepted", secret="bob") == 1
+        per_secret = total(m, "mtg_secret_traffic_total", direction=direction)
+        assert per_secret == total(m, "mtg_telegram_traffic_total", direction=direction) > 0, direction
+    assert value(m, "mtg_secret_traffic_total", secret="bob", direction="from_client") >= 70000
+    assert 3000 <= value(m, "mtg_secret_traffic_total", secret="alice", direction="from_client") < 70000
+    assert value(m, "mtg_secret_accepted_total", secret="alice") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="bob") == 1
     for s in named.values():   # the label is the name, never the key
         assert s[1:17].hex() not in m and tgclient.secret_hex(s) not in m
 
@@ -132,8 +132,8 @@ def test_single_secret_is_named_default_next_to_named_ones(make_daemon, fakedc, 
     assert_served(d, secret)
     assert_served(d, named["alice"])
     m = scrape(d)
-    assert value(m, "mtg_secret_accepted", secret="default") == 1
-    assert value(m, "mtg_secret_accepted", secret="alice") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="default") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="alice") == 1
 
 
 def test_max_connections_fronts_the_extra_client(make_daemon, fakedc, backend):
@@ -153,8 +153,8 @@ def test_max_connections_fronts_the_extra_client(make_daemon, fakedc, backend):
         time.sleep(0.05)
     assert_served(d, named["bob"])   # the slot came back
     m = scrape(d)
-    assert value(m, "mtg_secret_refused", secret="bob", reason="max_connections") == 1
-    assert value(m, "mtg_secret_accepted", secret="bob") == 2
+    assert value(m, "mtg_secret_refused_total", secret="bob", reason="max_connections") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="bob") == 2
 
 
 def test_expired_secret_is_fronted_and_a_valid_one_served(make_daemon, fakedc, backend):
@@ -165,8 +165,8 @@ def test_expired_secret_is_fronted_and_a_valid_one_served(make_daemon, fakedc, b
     assert_hello_fronted(d, backend, named["old"])
     assert_served(d, named["new"])
     m = scrape(d)
-    assert value(m, "mtg_secret_refused", secret="old", reason="expired") == 1
-    assert value(m, "mtg_secret_accepted", secret="old") == 0
+    assert value(m, "mtg_secret_refused_total", secret="old", reason="expired") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="old") == 0
 
 
 def test_quota_used_up_fronts_the_next_client(make_daemon, fakedc, backend):
@@ -176,7 +176,7 @@ def test_quota_used_up_fronts_the_next_client(make_daemon, fakedc, backend):
     m = scrape(d)
     assert value(m, "mtg_secret_quota_used", secret="q") >= 40000
     assert_hello_fronted(d, backend, named["q"])
-    assert value(scrape(d), "mtg_secret_refused", secret="q", reason="quota") == 1
+    assert value(scrape(d), "mtg_secret_refused_total", secret="q", reason="quota") == 1
 
 
 def wait_log(d, pattern, timeout=5.0, after=0):
@@ -254,8 +254,8 @@ def test_sighup_changes_limits_for_new_connections(make_daemon, fakedc, backend)
     assert_hello_fronted(d, backend, named["bob"])
     # bob's numbers survive the reload (same name, same slot)
     m = scrape(d)
-    assert value(m, "mtg_secret_accepted", secret="bob") == 1
-    assert value(m, "mtg_secret_refused", secret="bob", reason="expired") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="bob") == 1
+    assert value(m, "mtg_secret_refused_total", secret="bob", reason="expired") == 1
 
 
 def test_reload_keeps_restart_only_keys_with_a_warning(make_daemon, fakedc):
@@ -286,12 +286,12 @@ def test_skewed_client_is_fronted_with_a_rate_limited_warning(make_daemon, faked
     warned = re.findall(r"proved secret 'phone' but its clock", d.stderr()[mark:])
     assert len(warned) == 1, "the skew warning is not rate-limited: %d lines" % len(warned)
     m = scrape(d)
-    assert value(m, "mtg_secret_refused", secret="phone", reason="time_skew") == 3
-    assert value(m, "mtg_handshake_rejected", reason="time_skew") == 3
+    assert value(m, "mtg_secret_refused_total", secret="phone", reason="time_skew") == 3
+    assert value(m, "mtg_handshake_rejected_total", reason="time_skew") == 3
     assert -122 <= value(m, "mtg_client_clock_skew_seconds") <= -118
     # a wrong key with the same skew is no client of ours: not counted, not warned
     assert_hello_fronted(d, backend, tgclient.make_secret(SECRET_HOST), ts=int(time.time()) - 120)
-    assert value(scrape(d), "mtg_secret_refused", secret="phone", reason="time_skew") == 3
+    assert value(scrape(d), "mtg_secret_refused_total", secret="phone", reason="time_skew") == 3
 
 
 def test_config_needs_a_secret_and_one_hostname(make_daemon, tmp_path):

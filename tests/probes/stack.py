@@ -248,7 +248,7 @@ class Stack:
             "CONCURRENCY": 4096, "PREFER_IP": "prefer-ipv6", "DEBUG": "",
             "BACKEND_PORT": backend_port, "DIAL_TIMEOUT": "10s", "IDLE_TIMEOUT": "5m",
             "HANDSHAKE_TIMEOUT": "10s", "ANTI_REPLAY": "true", "ANTI_REPLAY_MAX_SIZE": "1mib",
-            "ANTI_REPLAY_ERROR_RATE": "0.001", "STATS": "", "STATS_BIND": "",
+            "ANTI_REPLAY_ERROR_RATE": "0.001", "STATS": "", "STATS_BIND": "", "OPS_TABLES": "",
             "SECRETS_TABLE": "",
             "DATACENTERS": "[datacenters]\n" + "\n".join(
                 '%d = ["127.0.0.1:%d"]' % (i, self.dc.port) for i in range(1, 6)),

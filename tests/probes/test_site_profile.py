@@ -270,6 +270,6 @@ def test_doctor_shows_the_site_answer(st):
                          capture_output=True, text=True, timeout=60).stdout
     log("doctor:\n" + out)
     lines = [l for l in out.splitlines() if "hello:" in l]
-    assert any("[ok]   x25519 hello:" in l and "group 0x001d" in l for l in lines), out
-    assert any("[ok]   x25519mlkem768 hello:" in l and "group 0x11ec" in l and "1120-byte" in l
+    assert any("OK   site profile: x25519 hello:" in l and "group 0x001d" in l for l in lines), out
+    assert any("OK   site profile: x25519mlkem768 hello:" in l and "group 0x11ec" in l and "1120-byte" in l
                for l in lines), out

@@ -98,7 +98,7 @@ def scrape(d, timeout=5):
 
 
 def closed_by(m, reason):
-    return m.get('connections_closed{reason="%s"}' % reason, 0)
+    return m.get('connections_closed_total{reason="%s"}' % reason, 0)
 
 
 def closed_delta(before, after):
@@ -107,7 +107,7 @@ def closed_delta(before, after):
         return "metrics unavailable (stats listener did not answer)"
     out = {}
     for k, v in after.items():
-        if k.startswith("connections_closed{") and v != before.get(k, 0):
+        if k.startswith("connections_closed_total{") and v != before.get(k, 0):
             out[k.split('"')[1]] = v - before.get(k, 0)
     return out
 

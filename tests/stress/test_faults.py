@@ -1,7 +1,7 @@
 """Issue 6, faults: the Telegram DC refusing, black-holing, or resetting
 mid-stream; the fronting target (Caddy) down or slow. Each case ends
 cleanly for the client within a bound, is counted under its close reason
-in the daemon's metrics (connections_closed{reason}, src/metrics.c), leaves
+in the daemon's metrics (connections_closed_total{reason}, src/metrics.c), leaves
 no descriptor behind, and the daemon serves other clients meanwhile (a
 FakeTLS client to a working DC and a fronted HTTP request)."""
 

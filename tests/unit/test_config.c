@@ -130,12 +130,21 @@ static char *example(const char *blocklist_enabled)
     return s;
 }
 
-TEST(config_example_blocklist_enabled_is_refused)
+TEST(config_example_blocklist_enabled_loads)
 {
+    static tgf_config cfg;
     char *text = example("enabled = true\n");
     CHECK(text != NULL);
-    if (text != NULL)
-        EXPECT_FAIL(text, 39, "blocklists are not implemented yet by tgfront");
+    if (text != NULL) {
+        EXPECT_OK(text, &cfg);
+        CHECK(cfg.blocklist.enabled);
+        CHECK_EQ_INT(cfg.blocklist.url_count, 1);
+        CHECK(strcmp(cfg.blocklist.urls[0],
+                     "https://iplists.firehol.org/files/firehol_level1.netset") == 0);
+        CHECK_EQ_INT(cfg.blocklist.update_each_ms, 24 * 3600 * 1000);
+        CHECK_EQ_INT(cfg.blocklist.download_concurrency, 2);
+        CHECK(!cfg.allowlist.enabled);
+    }
     free(text);
 }
 
@@ -549,13 +558,52 @@ TEST(config_datacenters)
     EXPECT_FAIL(TOP "[datacenters]\n2 = [\"1.2.3.4:1\"]\n2 = [\"1.2.3.4:2\"]\n", 5, "duplicate key");
 }
 
+TEST(config_operations_keys)
+{
+    static tgf_config cfg;
+    EXPECT_OK(TOP, &cfg);
+    CHECK(!cfg.log_json);
+    CHECK_EQ_INT(cfg.blocklist.update_each_ms, 6 * 3600 * 1000);
+    CHECK_EQ_INT(cfg.blocklist.download_concurrency, 1);
+    CHECK_EQ_INT(cfg.proxy_count, 0);
+    EXPECT_OK(TOP "log-format = \"json\"\n[network]\nproxies = [\"socks5://u:p%40w@127.0.0.1:1081\", "
+              "\"socks5h://[::1]\"]\n[defense.blocklist]\nenabled = true\n"
+              "urls = [\"/etc/list.netset\", \"rel.netset\", \"https://l.example/x\"]\n"
+              "update-each = \"2s\"\n", &cfg);
+    CHECK(cfg.log_json);
+    CHECK_EQ_INT(cfg.proxy_count, 2);
+    CHECK(strcmp(cfg.proxies[0].host, "127.0.0.1") == 0 && cfg.proxies[0].port == 1081);
+    CHECK(cfg.proxies[0].has_auth && strcmp(cfg.proxies[0].user, "u") == 0 &&
+          strcmp(cfg.proxies[0].pass, "p@w") == 0);
+    CHECK(strcmp(cfg.proxies[1].host, "::1") == 0 && cfg.proxies[1].port == 1080 &&
+          cfg.proxies[1].remote_dns && !cfg.proxies[1].has_auth);
+    CHECK_EQ_INT(cfg.blocklist.url_count, 3);
+    CHECK(cfg.blocklist.urls[1][0] == '/' && strstr(cfg.blocklist.urls[1], "/rel.netset"));
+    CHECK_EQ_INT(cfg.blocklist.update_each_ms, 2000);
+    EXPECT_FAIL(TOP "log-format = \"xml\"\n", 3, "\"text\" or \"json\"");
+    EXPECT_FAIL(TOP "[network]\nproxies = [\"http://127.0.0.1:1080\"]\n", 4,
+                "entry 1: must start with socks5://");
+    /* The password is never echoed. */
+    EXPECT_FAIL(TOP "[network]\nproxies = [\"socks5://u:hunter2@h:99999\"]\n", 4,
+                "entry 1: the port must be 1..65535");
+    {
+        char err[512];
+        const char *t = TOP "[network]\nproxies = [\"socks5://u:hunter2@h:99999\"]\n";
+        CHECK(load(t, &cfg, err, sizeof err) != 0);
+        CHECK_MSG(strstr(err, "hunter2") == NULL, "password in the message: %s", err);
+    }
+    EXPECT_FAIL(TOP "[defense.blocklist]\nurls = [\"http://l.example/x\"]\n", 4,
+                "plain http is not accepted");
+    EXPECT_FAIL(TOP "[defense.blocklist]\nurls = [\"ftp://l.example/x\"]\n", 4,
+                "neither an https:// URL nor a file path");
+    EXPECT_FAIL(TOP "[defense.blocklist]\nupdate-each = \"10ms\"\n", 4, "at least 1s");
+    EXPECT_FAIL(TOP "[network]\nca-file = \"/nonexistent/ca.pem\"\n", 4, "cannot read");
+}
+
 TEST(config_not_implemented)
 {
     static tgf_config cfg;
-    EXPECT_FAIL(TOP "[network]\nproxies = [\"socks5://127.0.0.1:1080\"]\n", 4,
-                "SOCKS5 upstreams (network.proxies) are not implemented yet by tgfront");
-    EXPECT_FAIL(TOP "[defense.allowlist]\nenabled = true\n", 4,
-                "allowlists are not implemented yet by tgfront");
+    EXPECT_FAIL(TOP "[defense.allowlist]\nenabled = true\n", 4, "needs urls");
     EXPECT_FAIL(TOP "[stats.statsd]\nenabled = true\n", 4, "StatsD is not implemented yet");
     EXPECT_FAIL(TOP "[stats.prometheus]\nenabled = true\n", 4, "needs bind-to");
     EXPECT_FAIL(TOP "[stats.prometheus]\nenabled = true\nbind-to = \"0.0.0.0:443\"\n", 5,

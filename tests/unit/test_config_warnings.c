@@ -57,7 +57,7 @@ TEST(config_accepted_with_warnings)
         "5: 'network.dns' has no effect: tgfront uses the system resolver",
         "6: 'network.doh-ip' is deprecated; use dns in [network]",
         "6: 'network.doh-ip' has no effect: tgfront uses the system resolver",
-        "9: 'network.timeout.http' is not used: tgfront makes no HTTP requests",
+        "9: 'network.timeout.http' is not used: list downloads have a 30 s timeout of their own",
         "11: 'defense.doppelganger.urls' is not implemented yet (tgfront sizes its records "
         "like the Go TLS stack of Caddy)",
         "12: 'defense.doppelganger.drs' is not implemented yet (tgfront sizes its records "
@@ -80,12 +80,6 @@ TEST(config_other_warned_keys)
         "4: 'domain-fronting-ip' is deprecated; use ip in [domain-fronting]",
         "5: 'domain-fronting-proxy-protocol' is deprecated; use proxy-protocol in "
         "[domain-fronting]",
-        "7: 'defense.blocklist.download-concurrency' has no effect: IP block/allow lists are "
-        "not implemented yet by tgfront",
-        "8: 'defense.blocklist.urls' has no effect: IP block/allow lists are not implemented "
-        "yet by tgfront",
-        "9: 'defense.blocklist.update-each' has no effect: IP block/allow lists are not "
-        "implemented yet by tgfront",
         "11: 'defense.doppelganger.repeats-per-raid' is not implemented yet (tgfront sizes its "
         "records like the Go TLS stack of Caddy)",
         "12: 'defense.doppelganger.raid-each' is not implemented yet (tgfront sizes its "

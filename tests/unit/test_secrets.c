@@ -329,7 +329,7 @@ TEST(secrets_usage_limits)
 
     char out[8192];
     size_t n = secret_usage_render(u, "mtg", out, 0, sizeof out);
-    CHECK(n > 0 && strstr(out, "mtg_secret_refused{reason=\"quota\",secret=\"a\"} 1\n") != NULL);
+    CHECK(n > 0 && strstr(out, "mtg_secret_refused_total{reason=\"quota\",secret=\"a\"} 1\n") != NULL);
     CHECK(strstr(out, "mtg_client_clock_skew_seconds -123\n") != NULL);
     secret_usage_destroy(u);
 }

@@ -1,0 +1,285 @@
+/* iplists: sources -> iplist, the refresh thread and the hand-over. */
+#include "iplists.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "https.h"
+#include "log.h"
+
+static const char *const list_names[2] = { "blocklist", "allowlist" };
+
+static int is_url(const char *src) { return strncmp(src, "https://", 8) == 0; }
+
+/* Reads a whole file (at most IPLISTS_BODY_MAX bytes). */
+static char *read_file(const char *path, size_t *len, char *err, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, cap, "%s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > IPLISTS_BODY_MAX) {
+        snprintf(err, cap, "not a regular file of at most %u MiB", IPLISTS_BODY_MAX >> 20);
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t have = 0;
+    while (buf && have < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + have, (size_t)st.st_size - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    close(fd);
+    if (!buf) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    buf[have] = '\0';
+    *len = have;
+    return buf;
+}
+
+/* One source into b. 0, or -1 after logging why. */
+static int load_source(iplist_builder *b, const char *src, const char *name,
+                       const tlstrust *trust)
+{
+    char err[300];
+    char *text;
+    size_t len = 0;
+    if (is_url(src)) {
+        https_response r;
+        if (!trust || trust->count == 0) {
+            log_warn("iplist", "%s: %s: no CA certificates to verify it with", name, src);
+            return -1;
+        }
+        if (https_get(src, trust, IPLISTS_TIMEOUT_MS, IPLISTS_BODY_MAX, &r, err, sizeof err)
+            != HTTPS_OK) {
+            log_warn("iplist", "%s: cannot download %s: %s", name, src, err);
+            return -1;
+        }
+        text = r.body;
+        len = r.body_len;
+    } else {
+        text = read_file(src, &len, err, sizeof err);
+        if (!text) {
+            log_warn("iplist", "%s: cannot read %s: %s", name, src, err);
+            return -1;
+        }
+    }
+    size_t bad = 0;
+    size_t n = iplist_builder_add_netset(b, text, len, &bad);
+    free(text);
+    if (b->oom) {
+        log_warn("iplist", "%s: %s: out of memory", name, src);
+        return -1;
+    }
+    if (bad)
+        /* mtg stops a file at its first bad line and keeps what came before. */
+        log_warn("iplist", "%s: %s: line %zu is not an IP address or network; the rest of "
+                 "this source is ignored", name, src, bad);
+    log_debug("iplist", "%s: %s: %zu entries", name, src, n);
+    return 0;
+}
+
+iplist *iplists_load(const config_iplist *cfg, const char *name, const tlstrust *trust,
+                     int keep_partial)
+{
+    iplist_builder b;
+    iplist_builder_init(&b);
+    int failed = 0;
+    for (size_t i = 0; i < cfg->url_count; i++)
+        failed |= load_source(&b, cfg->urls[i], name, trust) < 0;
+    if (failed && !keep_partial) {
+        iplist_builder_free(&b);
+        return NULL;
+    }
+    iplist *l = iplist_build(&b);
+    if (!l)
+        log_warn("iplist", "%s: out of memory building the list", name);
+    return l;
+}
+
+static void *refresh_main(void *arg)
+{
+    iplists *s = arg;
+    uint64_t next[2] = { 0, 0 };
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    for (int w = 0; w < 2; w++)
+        if (s->list[w].cfg->enabled)
+            next[w] = t + s->list[w].cfg->update_each_ms;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        uint64_t wake = 0;
+        for (int w = 0; w < 2; w++)
+            if (next[w] && (!wake || next[w] < wake))
+                wake = next[w];
+        struct timespec until = { (time_t)(wake / 1000), (long)(wake % 1000) * 1000000L };
+        int rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
+        if (s->stop)
+            break;
+        if (rc != ETIMEDOUT)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+        for (int w = 0; w < 2; w++) {
+            if (!next[w] || t < next[w])
+                continue;
+            next[w] = t + s->list[w].cfg->update_each_ms;
+            atomic_store(&s->busy, 1);
+            pthread_mutex_unlock(&s->mu);
+            iplist *l = iplists_load(s->list[w].cfg, list_names[w], &s->trust, 0);
+            if (l) {
+                iplist *old = atomic_exchange(&s->list[w].pending, l);
+                iplist_free(old);   /* a refresh the loop never took */
+                atomic_fetch_add(&s->refresh_ok, 1);
+            } else {
+                log_warn("iplist", "%s: refresh failed; keeping the previous list",
+                         list_names[w]);
+                atomic_fetch_add(&s->refresh_failed, 1);
+            }
+            pthread_mutex_lock(&s->mu);
+            atomic_store(&s->busy, 0);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
+{
+    memset(s, 0, sizeof *s);
+    s->list[IPLISTS_BLOCK].cfg = &cfg->blocklist;
+    s->list[IPLISTS_ALLOW].cfg = &cfg->allowlist;
+    s->ca_file = cfg->ca_file;
+    tlstrust_init(&s->trust);
+    int any = 0, urls = 0;
+    for (int w = 0; w < 2; w++) {
+        const config_iplist *c = s->list[w].cfg;
+        any |= c->enabled;
+        for (size_t i = 0; c->enabled && i < c->url_count; i++)
+            urls |= is_url(c->urls[i]);
+    }
+    if (!any)
+        return 0;
+    if (urls) {
+        const char *ca = cfg->ca_file[0] ? cfg->ca_file : TLSTRUST_SYSTEM_BUNDLE;
+        char why[300];
+        if (tlstrust_add_file(&s->trust, ca, why, sizeof why) <= 0) {
+            snprintf(err, err_cap, "access lists: https sources need CA certificates: %s "
+                     "(set [network] ca-file)", why[0] ? why : ca);
+            return -1;
+        }
+        s->trust_loaded = 1;
+    }
+    for (int w = 0; w < 2; w++) {
+        if (!s->list[w].cfg->enabled)
+            continue;
+        /* At start-up a failed source leaves the others: nothing older to keep. */
+        s->list[w].current = iplists_load(s->list[w].cfg, list_names[w], &s->trust, 1);
+        if (!s->list[w].current) {
+            snprintf(err, err_cap, "%s: out of memory", list_names[w]);
+            return -1;
+        }
+        log_info("iplist", "%s: %zu entries (%zu ranges) from %zu sources; refreshed every %u s",
+                 list_names[w], iplist_entries(s->list[w].current),
+                 iplist_ranges(s->list[w].current), s->list[w].cfg->url_count,
+                 (unsigned)(s->list[w].cfg->update_each_ms / 1000));
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* The thread inherits a mask with every signal blocked: SIGTERM and
+     * SIGHUP must reach the loop's signalfd, never this thread (where their
+     * default action would end the process). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, refresh_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, err_cap, "access lists: cannot start the refresh thread");
+        return -1;
+    }
+    s->thread_started = 1;
+    return 0;
+}
+
+int iplists_poll(iplists *s)
+{
+    int changed = 0;
+    for (int w = 0; w < 2; w++) {
+        if (atomic_load_explicit(&s->list[w].pending, memory_order_relaxed) == NULL)
+            continue;
+        iplist *l = atomic_exchange(&s->list[w].pending, NULL);
+        if (!l)
+            continue;
+        /* Lookups run on this thread only, so nothing still reads the old one. */
+        iplist_free(s->list[w].current);
+        s->list[w].current = l;
+        log_info("iplist", "%s refreshed: %zu entries", list_names[w], iplist_entries(l));
+        changed = 1;
+    }
+    return changed;
+}
+
+iplists_verdict iplists_check(const iplists *s, const struct sockaddr *sa)
+{
+    /* mtg's order: the allowlist first, then the blocklist. */
+    if (s->list[IPLISTS_ALLOW].current && !iplist_contains(s->list[IPLISTS_ALLOW].current, sa))
+        return IPLISTS_NOT_ALLOWED;
+    if (s->list[IPLISTS_BLOCK].current && iplist_contains(s->list[IPLISTS_BLOCK].current, sa))
+        return IPLISTS_BLOCKED;
+    return IPLISTS_PASS;
+}
+
+size_t iplists_size(const iplists *s, iplists_which w)
+{
+    return iplist_entries(s->list[w].current);
+}
+
+void iplists_stop(iplists *s)
+{
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_signal(&s->cv);
+        int busy = atomic_load(&s->busy);
+        pthread_mutex_unlock(&s->mu);
+        if (busy) {
+            /* A download may take up to its timeout, longer than a drain
+             * may last: the process is exiting, leave the thread and what
+             * it uses to the exit. */
+            pthread_detach(s->thread);
+            s->thread_started = 0;
+            return;
+        }
+        pthread_join(s->thread, NULL);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        s->thread_started = 0;
+    }
+    for (int w = 0; w < 2; w++) {
+        iplist_free(s->list[w].current);
+        iplist_free(atomic_exchange(&s->list[w].pending, NULL));
+        s->list[w].current = NULL;
+    }
+    tlstrust_free(&s->trust);
+}

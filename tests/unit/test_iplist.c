@@ -1,0 +1,177 @@
+/* iplist: netset parsing (comments, bare IPs, CIDRs, the stop at a bad
+ * line), merging, IPv4/IPv6/v4-mapped lookups, and 100,000 entries with
+ * the lookup cost printed. */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "iplist.h"
+
+static struct sockaddr_storage addr_of(const char *text)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(text, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, text, &a->sin6_addr);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        inet_pton(AF_INET, text, &a->sin_addr);
+    }
+    return ss;
+}
+
+static int has(const iplist *l, const char *ip)
+{
+    struct sockaddr_storage ss = addr_of(ip);
+    return iplist_contains(l, (struct sockaddr *)&ss);
+}
+
+TEST(iplist_netset_and_lookups)
+{
+    static const char netset[] =
+        "# FireHOL style header\n"
+        "#\n"
+        "10.0.0.0/8\n"
+        "  192.168.1.7   # a host, with a comment\n"
+        "\n"
+        "192.168.1.8/31\r\n"
+        "203.0.113.0/24\n"
+        "203.0.113.128/25\n"        /* inside the previous one */
+        "0.0.0.0/32\n"
+        "2001:db8::/32\n"
+        "::ffff:0:0/128\n"
+        "2001:db8::/32\n";          /* duplicate */
+    iplist_builder b;
+    iplist_builder_init(&b);
+    size_t bad = 1;
+    size_t n = iplist_builder_add_netset(&b, netset, sizeof netset - 1, &bad);
+    CHECK_EQ_INT(n, 9);
+    CHECK_EQ_INT(bad, 0);
+    iplist *l = iplist_build(&b);
+    CHECK(l != NULL);
+    if (!l)
+        return;
+    CHECK_EQ_INT(iplist_entries(l), 9);
+    /* 10/8, .7-.9, 203.0.113/24, 0.0.0.0, 2001:db8::/32, ::ffff:0:0 */
+    CHECK_EQ_INT(iplist_ranges(l), 6);
+    CHECK(has(l, "10.0.0.0") && has(l, "10.255.255.255") && !has(l, "11.0.0.0"));
+    CHECK(!has(l, "9.255.255.255"));
+    CHECK(has(l, "192.168.1.7") && has(l, "192.168.1.8") && has(l, "192.168.1.9"));
+    CHECK(!has(l, "192.168.1.6") && !has(l, "192.168.1.10"));
+    CHECK(has(l, "203.0.113.200") && has(l, "0.0.0.0") && !has(l, "0.0.0.1"));
+    CHECK(has(l, "2001:db8:ffff::1") && !has(l, "2001:db9::"));
+    CHECK(has(l, "::ffff:10.1.2.3"));      /* v4-mapped is looked up as IPv4 */
+    CHECK(!has(l, "::ffff:11.1.2.3"));
+    CHECK(!has(l, "::1"));
+    iplist_free(l);
+}
+
+TEST(iplist_bad_line_stops_the_source)
+{
+    static const char netset[] = "1.2.3.4\n1.2.3.0/33\n5.6.7.8\n";
+    iplist_builder b;
+    iplist_builder_init(&b);
+    size_t bad = 0;
+    CHECK_EQ_INT(iplist_builder_add_netset(&b, netset, sizeof netset - 1, &bad), 1);
+    CHECK_EQ_INT(bad, 2);
+    iplist *l = iplist_build(&b);
+    CHECK(l && has(l, "1.2.3.4") && !has(l, "5.6.7.8"));
+    iplist_free(l);
+    static const char *const bad_entries[] = {
+        "1.2.3", "1.2.3.4/", "1.2.3.4/-1", "::/129", "x", "1.2.3.4/8/8", "1.2.3.4 5",
+    };
+    iplist_builder_init(&b);
+    for (size_t i = 0; i < sizeof bad_entries / sizeof bad_entries[0]; i++)
+        CHECK_MSG(iplist_builder_add(&b, bad_entries[i]) < 0, "accepted %s", bad_entries[i]);
+    CHECK(iplist_builder_add(&b, "0.0.0.0/0") == 0 && iplist_builder_add(&b, "::/0") == 0);
+    l = iplist_build(&b);
+    CHECK(l && has(l, "255.255.255.255") && has(l, "ffff::1"));
+    CHECK_EQ_INT(iplist_ranges(l), 2);
+    iplist_free(l);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t xorshift(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* 100,000 random /24../32 networks (what firehol_level3 has), checked
+ * against a linear scan for 20,000 random addresses, then timed. */
+TEST(iplist_100k_entries_lookup_cost)
+{
+    enum { ENTRIES = 100000, PROBES = 20000, TIMED = 2000000 };
+    static uint32_t lo[ENTRIES], hi[ENTRIES];
+    iplist_builder b;
+    iplist_builder_init(&b);
+    uint32_t seed = 12345;
+    char text[40];
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < ENTRIES; i++) {
+        uint32_t ip = xorshift(&seed);
+        int bits = 24 + (int)(xorshift(&seed) % 9);
+        uint32_t mask = 0xffffffffu << (32 - bits);
+        lo[i] = ip & mask;
+        hi[i] = lo[i] | ~mask;
+        snprintf(text, sizeof text, "%u.%u.%u.%u/%d", ip >> 24, (ip >> 16) & 255,
+                 (ip >> 8) & 255, ip & 255, bits);
+        if (iplist_builder_add(&b, text) < 0) {
+            FAIL("entry %s refused", text);
+            iplist_builder_free(&b);
+            return;
+        }
+    }
+    iplist *l = iplist_build(&b);
+    uint64_t t_build = now_ns() - t0;
+    CHECK(l != NULL);
+    if (!l)
+        return;
+    CHECK_EQ_INT(iplist_entries(l), ENTRIES);
+    int mismatches = 0, hits = 0;
+    for (int p = 0; p < PROBES; p++) {
+        /* Half the probes inside a known entry, half random. */
+        uint32_t k = xorshift(&seed) % ENTRIES;
+        uint32_t ip = (p & 1) ? lo[k] + xorshift(&seed) % (hi[k] - lo[k] + 1) : xorshift(&seed);
+        int want = 0;
+        for (int i = 0; i < ENTRIES && !want; i++)
+            want = ip >= lo[i] && ip <= hi[i];
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(ip) };
+        int got = iplist_contains(l, (struct sockaddr *)&a);
+        mismatches += got != want;
+        hits += got;
+    }
+    CHECK_MSG(mismatches == 0, "%d of %d lookups differ from a linear scan", mismatches, PROBES);
+    CHECK(hits >= PROBES / 2);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    volatile int sink = 0;
+    t0 = now_ns();
+    for (int i = 0; i < TIMED; i++) {
+        a.sin_addr.s_addr = xorshift(&seed);
+        sink += iplist_contains(l, (struct sockaddr *)&a);
+    }
+    uint64_t t_look = now_ns() - t0;
+    printf("    iplist: %d entries -> %zu ranges, %zu KiB, built in %.1f ms; lookup %.0f ns "
+           "(mean of %d, random IPv4)\n", ENTRIES, iplist_ranges(l),
+           iplist_ranges(l) * sizeof(iplist_range4) / 1024, (double)t_build / 1e6,
+           (double)t_look / TIMED, TIMED);
+    CHECK_MSG((double)t_look / TIMED < 5000.0, "a lookup took %.0f ns",
+              (double)t_look / TIMED);
+    (void)sink;
+    iplist_free(l);
+}
