@@ -11,6 +11,7 @@
 
 #include "dc.h"
 #include "secret.h"
+#include "web_config.h"
 
 #define CONFIG_HOST_MAX 255
 
@@ -60,6 +61,9 @@ typedef struct {
 
     /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
     dc_table dcs;
+
+    /* [web] (tgfront's own): the WEB proxy mode (web_config.h) */
+    tgf_web_config web;
 } tgf_config;
 
 /* Sets every default (as documented in README). The secret and bind-to are

@@ -162,5 +162,11 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
         emit(&s, "%s_connections_closed{reason=\"%s\"} %llu\n", prefix,
              metrics_close_reason_name((close_reason)r), (unsigned long long)SUM(closed[r]));
+
+    const web_metrics *wms[64];
+    size_t wn = n < 64 ? n : 64;
+    for (size_t i = 0; i < wn; i++)
+        wms[i] = &ms[i]->web;
+    web_metrics_render(wms, wn, prefix, s.out, s.cap, &s.len);
     return s.len;
 }

@@ -207,14 +207,17 @@ static void on_tick(loop *l, void *ctx)
         conn_tick(conn_of(sl), now);
     }
     stats_tick(&s->stats, now);
+    web_server_tick(&s->web, now);
     if (s->accept_paused) {
         s->accept_paused = 0;
         update_accept(s);
     }
     if (s->draining) {
-        if (now >= s->drain_deadline_ms)
+        if (now >= s->drain_deadline_ms) {
             close_all(s, CLOSE_SHUTDOWN);
-        if (!s->active)
+            web_server_destroy(&s->web);
+        }
+        if (!s->active && !web_server_open(&s->web))
             loop_stop(l);
     }
 }
@@ -238,7 +241,10 @@ static void begin_drain(server *s, int immediate)
     s->drain_deadline_ms = immediate ? s->loop.now_ms : s->loop.now_ms + SERVER_DRAIN_MS;
     close_listener(s, &s->listener);
     stats_stop_listening(&s->stats);
-    if (!s->active)
+    web_server_stop_listening(&s->web);
+    if (immediate)
+        web_server_destroy(&s->web);
+    if (!s->active && !web_server_open(&s->web))
         loop_stop(&s->loop);
 }
 
@@ -254,8 +260,10 @@ static void on_signal(loop *l, int signo, void *ctx)
 
 static void after_batch(loop *l, void *ctx)
 {
+    server *s = ctx;
     (void)l;
-    reap(ctx);
+    reap(s);
+    web_server_reap(&s->web);
 }
 
 static void accept_one(server *s, int fd, const struct sockaddr *addr, socklen_t len)
@@ -406,6 +414,9 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
 
+    if (web_server_init(&s->web, &s->loop, cfg, &s->metrics, err, err_cap) < 0)
+        return -1;
+
     s->metrics_list[0] = &s->metrics;
     if (cfg->prometheus_enabled &&
         stats_open(&s->stats, &s->loop, cfg, s->metrics_list, 1, err, err_cap) < 0)
@@ -433,6 +444,7 @@ void server_destroy(server *s)
 {
     close_all(s, CLOSE_SHUTDOWN);
     reap(s);
+    web_server_destroy(&s->web);
     stats_close(&s->stats);
     if (s->listener.fd >= 0)
         close(s->listener.fd);

@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "replay.h"
 #include "stats.h"
+#include "web_server.h"
 
 #define SERVER_MAX_FRONT_ADDRS 8
 #define SERVER_DRAIN_MS 3000       /* SIGTERM: time given to open connections;
@@ -34,6 +35,7 @@ typedef struct server {
     conn_env env;                     /* what every connection is given */
 
     loop_watch listener;
+    web_server web;                   /* [web]: the WEB proxy listener (off: fd -1) */
     stats_endpoint stats;             /* listener fd -1 when stats are off */
     const metrics *metrics_list[1];   /* what the stats endpoint sums */
 
