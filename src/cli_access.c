@@ -96,6 +96,38 @@ static void print_links(const char *key, const char *field, const char *server, 
     printf("  }%s\n", last ? "" : ",");
 }
 
+/* The WEB proxy link (tg://webproxy): the bridge's hostname (never an IP:
+ * the WebView needs the site's certificate), no port (always 443), and the
+ * deployment's key as a dd secret. */
+static void print_web_links(const tgf_config *cfg)
+{
+    char sec[3 + 2 * SECRET_KEY_LEN], srv_enc[600], host[600], q[1024];
+    static const char hexd[] = "0123456789abcdef";
+    const char *h = cfg->web.host[0] ? cfg->web.host : cfg->secret.host;
+    size_t i = 0;
+    for (; h[i] && i + 1 < sizeof host; i++)
+        host[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
+    host[i] = '\0';
+    sec[0] = sec[1] = 'd';
+    for (i = 0; i < SECRET_KEY_LEN; i++) {
+        sec[2 + 2 * i] = hexd[cfg->secret.key[i] >> 4];
+        sec[3 + 2 * i] = hexd[cfg->secret.key[i] & 15];
+    }
+    sec[2 + 2 * SECRET_KEY_LEN] = '\0';
+    url_encode(host, srv_enc, sizeof srv_enc);
+    snprintf(q, sizeof q, "server=%s&secret=%s", srv_enc, sec);
+    char host_json[600];
+    json_escape(host, host_json, sizeof host_json);
+    printf("  \"web\": {\n");
+    printf("    \"host\": \"%s\",\n", host_json);
+    printf("    \"secret\": \"%s\",\n", sec);
+    printf("    \"tg_url\": \"tg://webproxy?%s\",\n", q);
+    printf("    \"tme_url\": \"https://t.me/webproxy?%s\"\n", q);
+    printf("  },\n");
+    crypto_wipe(sec, sizeof sec);
+    crypto_wipe(q, sizeof q);
+}
+
 static int parse_ip(const char *text, int family, char *out, size_t cap)
 {
     unsigned char buf[16];
@@ -173,6 +205,8 @@ int cli_access(int argc, char **argv)
         print_links("ipv6", "ip", v6, port, link_secret, 0);
     if (!v4[0] && !v6[0])
         print_links("hostname", "host", cfg.secret.host, port, link_secret, 0);
+    if (cfg.web.enabled)
+        print_web_links(&cfg);
     printf("  \"secret\": {\n    \"hex\": \"%s\",\n    \"base64\": \"%s\"\n  }\n}\n", shex, sb64);
     crypto_wipe(shex, sizeof shex);
     crypto_wipe(sb64, sizeof sb64);

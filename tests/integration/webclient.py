@@ -75,8 +75,9 @@ class HTTPResponse:
         return None
 
 
-def connect(addr, tls_host=None, cafile=None, timeout=10.0):
-    s = socket.create_connection(addr, timeout=timeout)
+def connect(addr, tls_host=None, cafile=None, timeout=10.0, source=None):
+    s = socket.create_connection(addr, timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     if tls_host:
         ctx = ssl.create_default_context(cafile=cafile)
         if cafile is None:
@@ -317,15 +318,16 @@ class Mux:
         return out
 
 
-def bridge_session(addr, host, secret_bytes, tls=False, cafile=None, timeout=10.0):
+def bridge_session(addr, host, secret_bytes, tls=False, cafile=None, timeout=10.0,
+                   source=None):
     """Fetches the bridge page and opens the carrier on a second connection,
     as the WebView does. Returns (page response, Carrier)."""
     cap = capability(host, secret_bytes)
-    s1 = connect(addr, host if tls else None, cafile, timeout)
+    s1 = connect(addr, host if tls else None, cafile, timeout, source)
     page = http_get(s1, host, "/?bridge=" + cap)
     s1.close()
     if page.status != 200:
         raise tgclient.ProtocolError("bridge page: status %d" % page.status)
     path, token = page_params(page.body)
-    s2 = connect(addr, host if tls else None, cafile, timeout)
+    s2 = connect(addr, host if tls else None, cafile, timeout, source)
     return page, Carrier(s2, host, path, token, origin="https://" + host)
