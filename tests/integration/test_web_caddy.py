@@ -48,65 +48,87 @@ def render(template, values):
     return out.stdout.decode()
 
 
+class Stack:
+    """Caddy from the image's template behind tgfront, on loopback."""
+
+    def __init__(self, workdir, secret, fakedc, d, public_port=None):
+        cb = caddy_bin()
+        if not cb:
+            pytest.skip("no caddy binary (set CADDY_BIN)")
+        self.dir = d
+        site = d / "srv"
+        site.mkdir()
+        (site / "index.html").write_text("<!doctype html><title>site</title><p>hello\n")
+        backend_port, http_port, web_port = free_port(), free_port(), free_port()
+        while len({backend_port, http_port, web_port, public_port}) < 4:
+            web_port = free_port()
+        text = render(os.path.join(ROOT, "config-templates", "Caddyfile.tmpl"), {
+            "DOMAIN": SECRET_HOST, "HTTP_PORT": str(http_port),
+            "BACKEND_PORT": str(backend_port), "EMAIL": "", "ACME_CA": "", "INTERNAL": "1",
+            "CADDY_LOG_LEVEL": "INFO", "REDIRECT_TO": SECRET_HOST, "WEB": "1",
+            "WEB_PORT": str(web_port), "WEB_SOCKET_PATH": "/api/v1/socket"})
+        text = text.replace("root * /srv", "root * %s" % site).replace("output stdout",
+                                                                      "output discard")
+        cf = d / "Caddyfile"
+        cf.write_text(text)
+        env = dict(os.environ, XDG_DATA_HOME=str(d / "data"),
+                   XDG_CONFIG_HOME=str(d / "config"), HOME=str(d))
+        self.log = open(d / "caddy.log", "wb")
+        self.caddy = subprocess.Popen([cb, "run", "--config", str(cf), "--adapter", "caddyfile"],
+                                      env=env, stdout=self.log, stderr=self.log,
+                                      stdin=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", backend_port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise RuntimeError("caddy did not start:\n" + (d / "caddy.log").read_text()[-3000:])
+        top = {"bind-to": "127.0.0.1:%d" % public_port} if public_port else None
+        self.daemon = Daemon(workdir, secret, fakedc.addr, ("127.0.0.1", backend_port), top=top,
+                             tables={"web": {"enabled": True,
+                                             "bind-to": "127.0.0.1:%d" % web_port}})
+        if public_port:
+            self.daemon.port = public_port
+        self.daemon.start()
+        self.addr = self.daemon.addr
+        ca = d / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+        self.ca = str(ca)
+        # Caddy issues its internal certificate in the background after start.
+        deadline = time.time() + 30
+        while True:
+            try:
+                wc.connect(self.addr, SECRET_HOST, self.ca, timeout=3).close()
+                break
+            except (OSError, ssl.SSLError):
+                if time.time() > deadline:
+                    raise RuntimeError("no TLS through tgfront to caddy:\n" +
+                                       (d / "caddy.log").read_text()[-3000:])
+                time.sleep(0.3)
+
+    def __getitem__(self, k):
+        return {"daemon": self.daemon, "addr": self.addr, "ca": self.ca, "dir": self.dir}[k]
+
+    def stop(self):
+        if getattr(self, "daemon", None) is not None and self.daemon.proc is not None:
+            _finish(self.daemon)
+            self.daemon = None
+        self.caddy.terminate()
+        try:
+            self.caddy.wait(10)
+        except subprocess.TimeoutExpired:
+            self.caddy.kill()
+        self.log.close()
+
+
 @pytest.fixture(scope="module")
 def stack(workdir, secret, fakedc, tmp_path_factory):
-    cb = caddy_bin()
-    if not cb:
-        pytest.skip("no caddy binary (set CADDY_BIN)")
-    d = tmp_path_factory.mktemp("caddy")
-    site = d / "srv"
-    site.mkdir()
-    (site / "index.html").write_text("<!doctype html><title>site</title><p>hello\n")
-    backend_port, http_port, web_port = free_port(), free_port(), free_port()
-    while len({backend_port, http_port, web_port}) < 3:
-        web_port = free_port()
-    text = render(os.path.join(ROOT, "config-templates", "Caddyfile.tmpl"), {
-        "DOMAIN": SECRET_HOST, "HTTP_PORT": str(http_port), "BACKEND_PORT": str(backend_port),
-        "EMAIL": "", "ACME_CA": "", "INTERNAL": "1", "CADDY_LOG_LEVEL": "INFO",
-        "REDIRECT_TO": SECRET_HOST, "WEB": "1", "WEB_PORT": str(web_port),
-        "WEB_SOCKET_PATH": "/api/v1/socket"})
-    text = text.replace("root * /srv", "root * %s" % site).replace("output stdout",
-                                                                  "output discard")
-    cf = d / "Caddyfile"
-    cf.write_text(text)
-    env = dict(os.environ, XDG_DATA_HOME=str(d / "data"), XDG_CONFIG_HOME=str(d / "config"),
-               HOME=str(d))
-    log = open(d / "caddy.log", "wb")
-    caddy = subprocess.Popen([cb, "run", "--config", str(cf), "--adapter", "caddyfile"],
-                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", backend_port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        caddy.kill()
-        raise RuntimeError("caddy did not start:\n" + (d / "caddy.log").read_text()[-3000:])
-    daemon = Daemon(workdir, secret, fakedc.addr, ("127.0.0.1", backend_port),
-                    tables={"web": {"enabled": True, "bind-to": "127.0.0.1:%d" % web_port}})
-    daemon.start()
-    ca = d / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-    # Caddy issues its internal certificate in the background after start.
-    deadline = time.time() + 30
-    while True:
-        try:
-            wc.connect(daemon.addr, SECRET_HOST, str(ca), timeout=3).close()
-            break
-        except (OSError, ssl.SSLError):
-            if time.time() > deadline:
-                raise RuntimeError("no TLS through tgfront to caddy:\n" +
-                                   (d / "caddy.log").read_text()[-3000:])
-            time.sleep(0.3)
-    yield {"daemon": daemon, "addr": daemon.addr, "ca": str(ca), "dir": d}
-    _finish(daemon)
-    caddy.terminate()
-    try:
-        caddy.wait(10)
-    except subprocess.TimeoutExpired:
-        caddy.kill()
-    log.close()
+    st = Stack(workdir, secret, fakedc, tmp_path_factory.mktemp("caddy"))
+    yield st
+    st.stop()
 
 
 def tls(stack):
