@@ -90,6 +90,7 @@ struct web_session {
     ws_rx ws;
     web_frame_rx fr;
     int hello, carrier_counted;
+    int cap_index;                /* the capability the page was served for */
     uint8_t ctl[8];               /* HELLO / WINDOW payload being collected */
     size_t ctl_len;
     web_stream *cur;              /* the stream of the frame being read, or NULL */
@@ -471,14 +472,37 @@ static void stream_dial_next(web_stream *st)
     stream_close(st, 1);
 }
 
+/* A dd link's client sends the padded-intermediate tag; a plain link's
+ * sends abridged (ef) or intermediate (ee). obfs2_accept_client checks for
+ * dd only, so the other tags are tried by flipping the encrypted tag bytes:
+ * in CTR mode that flips the plaintext by the same bits, and the cipher
+ * state does not depend on them. Returns the tag byte, or 0. */
+static uint8_t accept_any_tag(const uint8_t frame[OBFS2_FRAME_LEN], const uint8_t key16[16],
+                              int plain_link, obfs2_ciphers *out, int16_t *dc)
+{
+    static const uint8_t tags[] = { 0xdd, 0xef, 0xee };
+    uint8_t f[OBFS2_FRAME_LEN];
+    uint8_t found = 0;
+    for (size_t t = 0; t < (plain_link ? 3 : 1) && !found; t++) {
+        memcpy(f, frame, sizeof f);
+        for (int i = 56; i < 60; i++)
+            f[i] ^= (uint8_t)(tags[t] ^ 0xdd);
+        if (obfs2_accept_client(f, key16, out, dc) == OBFS2_OK)
+            found = tags[t];
+    }
+    crypto_wipe(f, sizeof f);
+    return found;
+}
+
 /* The client's 64-byte obfuscated2 frame is complete. */
 static int stream_init_done(web_stream *st)
 {
     web_session *s = st->s;
     const tgf_config *cfg = s->env->cfg;
     int16_t raw = 0;
-    const uint8_t *key = s->env->caps[0].key;   /* today one configured key */
-    if (obfs2_accept_client(st->init, key, &st->cli, &raw) != OBFS2_OK) {
+    const web_cap_entry *cap = &s->env->caps[s->cap_index];
+    uint8_t tag = accept_any_tag(st->init, cap->key, cap->kind == WEB_CAP_PLAIN, &st->cli, &raw);
+    if (!tag) {
         log_info("web", "stream %u: obfuscated2 frame with a wrong tag or secret", st->id);
         return -1;
     }
@@ -493,6 +517,10 @@ static int stream_init_done(web_stream *st)
             return -1;
     } while (!obfs2_noise_ok(frame));
     obfs2_build_dc_frame(frame, raw, &st->dc);
+    /* The DC reads the client's framing: give it the client's tag (the
+     * same CTR bit flip on the encrypted bytes 56..59). */
+    for (int i = 56; i < 60; i++)
+        frame[i] ^= (uint8_t)(tag ^ 0xdd);
     int r = q_put(st, frame, sizeof frame);
     crypto_wipe(frame, sizeof frame);
     if (r < 0)
@@ -964,9 +992,11 @@ static size_t http_request(web_session *s, const web_http_req *r)
             begin_closing(s, WEB_END_HTTP_DONE);
             return 0;
         }
-        if (web_tokens_take(env->tokens, now_ms(s), tok.p, tok.n) < 0) {
+        int tci = web_tokens_take(env->tokens, now_ms(s), tok.p, tok.n);
+        if (tci < 0 || (size_t)tci >= env->ncaps) {
             k = WR_SITE;   /* a wrong token looks like any unknown path */
         } else {
+            s->cap_index = tci;
             wm(s)->answers[WEB_ANS_UPGRADE]++;
             if (start_carrier(s, r) < 0) {
                 begin_closing(s, WEB_END_NO_MEMORY);

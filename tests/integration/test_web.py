@@ -150,6 +150,32 @@ def test_round_trip_mtproto(web, secret, fakedc):
     car.sock.close()
 
 
+@pytest.mark.parametrize("tag", [b"\xef" * 4, b"\xee" * 4])
+def test_plain_secret_link_streams(web, secret, fakedc, tag):
+    """A plain-secret link: abridged or intermediate framing; the DC gets
+    the client's tag."""
+    _, car = session(web, key16(secret))
+    mux = wc.Mux(car)
+    marker = b"plain-" + os.urandom(8).hex().encode()
+    sid = mux.open(key16(secret), dc=4, tag=tag, first_payload=marker)
+    assert mux.recv_exact(sid, len(marker)) == marker
+    conn = fakedc.conn_with_head(marker)
+    assert conn is not None and conn.tag == tag and conn.dc == 4
+    car.sock.close()
+
+
+def test_dd_link_refuses_other_tags(web, secret):
+    """With the dd capability only the padded-intermediate tag is served."""
+    _, car = session(web, dd_secret(secret))
+    mux = wc.Mux(car)
+    sid = mux.open(key16(secret), tag=b"\xef" * 4, first_payload=b"x")
+    deadline = time.time() + 5
+    while sid not in mux.closed_by_relay and time.time() < deadline:
+        mux.pump()
+    assert sid in mux.closed_by_relay
+    car.sock.close()
+
+
 def test_several_streams_and_windows(web, secret, fakedc):
     _, car = session(web, dd_secret(secret))
     mux = wc.Mux(car)
