@@ -250,6 +250,8 @@ class PageCarrier:
 @pytest.fixture(scope="module")
 def chrome_stack(workdir, secret, fakedc, tmp_path_factory):
     if not chromium_bin():
+        if os.environ.get("TGF_REQUIRE_WEB_DEPS"):
+            pytest.fail("no chromium (apt-get install chromium)")
         pytest.skip("no chromium (apt-get install chromium)")
     st = Stack(workdir, secret, fakedc, tmp_path_factory.mktemp("caddy-chromium"),
                public_port=443)
