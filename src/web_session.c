@@ -36,6 +36,7 @@
 #define DOWN_MIN_ROOM 2048                /* below this, wait for the carrier to drain */
 #define STREAM_WINDOW (4u << 20)          /* the v1 implicit window, both ways */
 #define STREAM_Q_MARK (256u * 1024)       /* queue toward a DC: stop reading the carrier */
+#define SESSION_Q_MARK (512u * 1024)      /* all of a session's queues together */
 #define STREAM_Q_MAX (STREAM_Q_MARK + IN_CAP + OBFS2_FRAME_LEN)
 #define CREDIT_FLUSH (256u * 1024)        /* WINDOW at this much, or on the tick */
 #define UP_DATA_MAX 65536                 /* the client's DATA limit */
@@ -1072,12 +1073,19 @@ static void http_process(web_session *s)
 
 /* ---------- events ---------- */
 
+/* The carrier is read only while no stream's queue toward its DC, and not
+ * all of them together, is at its mark: a session's queues hold at most
+ * SESSION_Q_MARK plus one read, whatever its streams do. */
 static int any_queue_full(const web_session *s)
 {
-    for (const web_stream *st = s->streams; st; st = st->next)
-        if (st->q_len - st->q_off >= STREAM_Q_MARK)
+    size_t total = 0;
+    for (const web_stream *st = s->streams; st; st = st->next) {
+        size_t q = st->q_len - st->q_off;
+        if (q >= STREAM_Q_MARK)
             return 1;
-    return 0;
+        total += q;
+    }
+    return total >= SESSION_Q_MARK;
 }
 
 static uint32_t client_mask(web_session *s)

@@ -332,3 +332,66 @@ def test_session_flood_memory_bounded(web, secret):
     assert mux.recv_exact(sid, 15) == b"after the flood"
     car.sock.close()
     assert peak - before < 64 * 1024, "RSS grew %d KiB" % (peak - before)
+
+
+def test_stalled_dc_bounds_memory_and_spares_others(workdir, secret, fakedc, backend_session):
+    """Streams to a DC that never reads: the session's queues stop at their
+    mark (the carrier is no longer read, TCP pushes back on the client),
+    the web memory gauge stays bounded, and another session to a working
+    DC is served meanwhile."""
+    from conftest import Daemon, _finish, hostport
+    from fakedc import FakeDC
+    stall = FakeDC(mode="stall").start()
+    port = free_port()
+    d = Daemon(workdir, secret, fakedc.addr, backend_session.addr,
+               dc_overrides={2: [hostport(*stall.addr)], 4: [hostport(*fakedc.addr)]},
+               tables={"web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}})
+    d.web_addr = ("127.0.0.1", port)
+    d.start()
+    try:
+        _, car = session(d, dd_secret(secret))
+        mux = wc.Mux(car)
+        ids = [mux.open(key16(secret), dc=2) for _ in range(8)]
+        car.sock.settimeout(0.5)
+        chunk = os.urandom(65536)
+        sent = 0
+        try:   # push until TCP stops taking more (the relay stopped reading)
+            for _ in range(400):
+                for sid in ids:
+                    car.send_frames(wc.frame(wc.DATA, sid, chunk))
+                    sent += len(chunk)
+        except (socket.timeout, TimeoutError):
+            pass
+        time.sleep(0.5)
+        held = metric(d, "mtg_web_memory_bytes")
+        assert sent < 8 * 400 * 65536, "the relay never pushed back"
+        # buffers (about 300 KiB) + queues (512 KiB mark + one read)
+        assert held < 2 << 20, "web sessions hold %d bytes" % held
+        _, other = session(d, dd_secret(secret))
+        om = wc.Mux(other)
+        osid = om.open(key16(secret), dc=4, first_payload=b"other session")
+        assert om.recv_exact(osid, 13) == b"other session"
+        other.sock.close()
+        car.sock.close()
+    finally:
+        _finish(d)
+        stall.stop()
+
+
+def test_access_prints_webproxy_links(web, secret):
+    import json
+    import subprocess
+    from conftest import tgfront_bin
+    out = subprocess.run([tgfront_bin(), "access", web.config_path], capture_output=True,
+                         check=True).stdout.decode()
+    j = json.loads(out)
+    dd = "dd" + key16(secret).hex()
+    assert j["web"]["secret"] == dd
+    assert j["web"]["tg_url"] == "tg://webproxy?server=%s&secret=%s" % (SECRET_HOST, dd)
+    assert j["web"]["tme_url"] == "https://t.me/webproxy?server=%s&secret=%s" % (SECRET_HOST, dd)
+    # the link's secret really is what the listener accepts
+    s = wc.connect(web.web_addr)
+    r = wc.http_get(s, SECRET_HOST, "/?bridge=" + wc.capability(SECRET_HOST,
+                                                                 bytes.fromhex(dd)))
+    s.close()
+    assert r.status == 200
