@@ -3,7 +3,7 @@
 # this). Installs what it needs on Debian, builds, then runs each suite:
 #   unit (musl), unit (ASan+UBSan), arm64 (cross-built unit tests under
 #   qemu-user, AES on and off), integration (musl), integration (ASan),
-#   interop (mtcute), fuzz smoke, image smoke.
+#   interop (mtcute), fuzz smoke, image smoke, the image's WEB proxy mode.
 # Each suite prints its own runner's summary; the last line counts suites.
 # TGF_SKIP="image interop" skips suites by name (for quick local runs only).
 set -eu
@@ -64,6 +64,8 @@ suite probes sh tests/probes/run.sh
 suite interop sh tests/interop/run.sh
 suite fuzz fuzz_smoke
 suite image sh ci/smoke.sh
+# The WEB proxy mode through the image's :443 (the image suite built it).
+suite image-web sh ci/web-smoke.sh
 
 if [ "$failed" -ne 0 ]; then
     echo "failed suites:$failed_names"
