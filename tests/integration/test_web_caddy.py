@@ -69,8 +69,12 @@ class Stack:
             "BACKEND_PORT": str(backend_port), "EMAIL": "", "ACME_CA": "", "INTERNAL": "1",
             "CADDY_LOG_LEVEL": "INFO", "REDIRECT_TO": SECRET_HOST, "WEB": "1",
             "WEB_PORT": str(web_port), "WEB_SOCKET_PATH": "/api/v1/socket"})
-        text = text.replace("root * /srv", "root * %s" % site).replace("output stdout",
-                                                                      "output discard")
+        text = text.replace("root * /srv", "root * %s" % site)
+        # each log to its own file: the access logs are checked for secrets
+        n = 0
+        while "output stdout" in text:
+            text = text.replace("output stdout", "output file %s" % (d / ("log-%d.json" % n)), 1)
+            n += 1
         cf = d / "Caddyfile"
         cf.write_text(text)
         env = dict(os.environ, XDG_DATA_HOME=str(d / "data"),
@@ -202,6 +206,22 @@ def test_round_trip_through_443(stack, secret, fakedc):
     car.sock.close()
     # the client's address came through Caddy (X-Forwarded-For), not Caddy's
     assert "carrier opened for 127.0.0.2" in stack["daemon"].stderr()
+
+
+def test_no_capability_or_token_in_caddy_logs(stack, secret):
+    """Caddy logs every request as JSON; the bridge's must not put the
+    capability (query) or the token (a header) there."""
+    cap = wc.capability(SECRET_HOST, dd_secret(secret))
+    page, car = wc.bridge_session(stack["addr"], SECRET_HOST, dd_secret(secret), tls=True,
+                                  cafile=stack["ca"])
+    car.hello()
+    token = wc.page_params(page.body)[1]
+    car.sock.close()
+    get(stack, "/logged-marker")
+    time.sleep(1)
+    logs = "".join(p.read_text() for p in stack["dir"].glob("log-*.json"))
+    assert "/logged-marker" in logs, "the access log is not where the test looks"
+    assert cap not in logs and token not in logs
 
 
 def test_wrong_token_is_the_site(stack, secret):
