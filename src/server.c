@@ -215,7 +215,7 @@ static void on_tick(loop *l, void *ctx)
     if (s->draining) {
         if (now >= s->drain_deadline_ms) {
             close_all(s, CLOSE_SHUTDOWN);
-            web_server_destroy(&s->web);
+            web_server_close_all(&s->web);
         }
         if (!s->active && !web_server_open(&s->web))
             loop_stop(l);
@@ -243,7 +243,7 @@ static void begin_drain(server *s, int immediate)
     stats_stop_listening(&s->stats);
     web_server_stop_listening(&s->web);
     if (immediate)
-        web_server_destroy(&s->web);
+        web_server_close_all(&s->web);   /* freed after this event batch */
     if (!s->active && !web_server_open(&s->web))
         loop_stop(&s->loop);
 }

@@ -178,16 +178,24 @@ void web_server_stop_listening(web_server *w)
 
 size_t web_server_open(const web_server *w) { return w->open; }
 
-void web_server_destroy(web_server *w)
+void web_server_close_all(web_server *w)
 {
     if (!w->active.next)
         return;
     web_server_stop_listening(w);
+    /* The first end starts the closing handshake, the second cuts it. */
     for (web_link *l = w->active.next, *next; l != &w->active; l = next) {
         next = l->next;
         web_session_end(web_session_of(l), WEB_END_SHUTDOWN);
         web_session_end(web_session_of(l), WEB_END_SHUTDOWN);
     }
+}
+
+void web_server_destroy(web_server *w)
+{
+    if (!w->active.next)
+        return;
+    web_server_close_all(w);
     web_server_reap(w);
     free(w->graves);
     w->graves = NULL;

@@ -43,6 +43,8 @@ void web_server_tick(web_server *w, uint64_t now_ms);
 void web_server_reap(web_server *w);
 /* SIGTERM: stop accepting; sessions end with a close frame. */
 void web_server_stop_listening(web_server *w);
+/* Closes every session now (their memory is freed at the next reap). */
+void web_server_close_all(web_server *w);
 /* Sessions still open. */
 size_t web_server_open(const web_server *w);
 /* Closes everything. */

@@ -395,3 +395,29 @@ def test_access_prints_webproxy_links(web, secret):
                                                                  bytes.fromhex(dd)))
     s.close()
     assert r.status == 200
+
+
+def test_sigterm_closes_carriers_and_exits(workdir, secret, fakedc, backend_session):
+    """SIGTERM: an open carrier gets a close frame (1000) and the daemon
+    exits 0 within the drain period."""
+    import signal
+    from conftest import Daemon
+    port = free_port()
+    d = Daemon(workdir, secret, fakedc.addr, backend_session.addr,
+               tables={"web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}})
+    d.web_addr = ("127.0.0.1", port)
+    d.start()
+    _, car = session(d, dd_secret(secret))
+    mux = wc.Mux(car)
+    sid = mux.open(key16(secret))
+    mux.send(sid, b"before")
+    assert mux.recv_exact(sid, 6) == b"before"
+    idle = wc.connect(d.web_addr)   # a keep-alive HTTP connection, idle
+    t0 = time.time()
+    d.signal(signal.SIGTERM)
+    _expect_close(car, 1000)
+    assert d.wait(10) == 0, d.stderr()[-2000:]
+    assert time.time() - t0 < 5
+    assert d.sanitizer_report() is None
+    idle.close()
+    car.sock.close()
