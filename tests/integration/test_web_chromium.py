@@ -301,3 +301,97 @@ def test_round_trip_in_chromium(chrome_stack, secret, fakedc, tmp_path):
         assert "carrier opened" in d.stderr()
     finally:
         cdp.close()
+
+
+LOOPBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<iframe id="f" src="%(bridge)s"></iframe>
+<script>
+var ch = new MessageChannel(), f = document.getElementById('f');
+function b64(buf) {
+  var u = new Uint8Array(buf), s = '';
+  for (var i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
+  return btoa(s);
+}
+ch.port1.onmessage = function (e) {
+  var d = e.data;
+  if (d instanceof ArrayBuffer) tgNative('b' + b64(d)); else tgNative('c' + JSON.stringify(d));
+};
+f.onload = function () {
+  f.contentWindow.postMessage({t: 'tproxy-init', v: 1}, '%(origin)s', [ch.port2]);
+  tgNative('i');
+};
+window.__tgSend = function (s) {
+  var bin = atob(s), u = new Uint8Array(bin.length);
+  for (var i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+  ch.port1.postMessage(u.buffer, [u.buffer]);
+};
+</script></body></html>
+"""
+
+
+class FallbackNative(NativeSide):
+    """The system-browser fallback: the client's loopback page frames the
+    bridge and talks to it over a MessagePort (whole batches, no acks)."""
+
+    def _handle(self, ev):
+        if ev.get("method") == "Runtime.bindingCalled" and ev["params"].get("payload") == "i":
+            self.init_seen = True
+            return
+        NativeSide._handle(self, ev)
+
+    def deliver(self, data, timeout=10):
+        expr = "__tgSend(%s)" % json.dumps(base64.b64encode(data).decode())
+        self.cdp.send("Runtime.evaluate", {"expression": expr}, self.session)
+
+
+class BatchCarrier(PageCarrier):
+    def send_frames(self, *frames):
+        self.n.deliver(b"".join(frames))   # a whole batch in one message
+
+
+def test_loopback_fallback_in_chromium(chrome_stack, secret, fakedc, tmp_path):
+    import http.server
+    import threading as th
+    from conftest import free_port
+    url = "https://%s/?bridge=%s" % (SECRET_HOST, wc.capability(SECRET_HOST, dd_secret(secret)))
+    page = (LOOPBACK_PAGE % {"bridge": url, "origin": "https://" + SECRET_HOST}).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *a):
+            pass
+    port = free_port()
+    httpd = http.server.HTTPServer(("127.0.0.1", port), H)
+    th.Thread(target=httpd.serve_forever, daemon=True).start()
+    cdp = CDP(chromium_bin(), str(tmp_path))
+    try:
+        t = cdp.send("Target.createTarget", {"url": "about:blank"})
+        sid = cdp.send("Target.attachToTarget", {"targetId": t["targetId"],
+                                                 "flatten": True})["sessionId"]
+        for m in ("Page.enable", "Runtime.enable", "Log.enable"):
+            cdp.send(m, {}, sid)
+        cdp.send("Runtime.addBinding", {"name": "tgNative"}, sid)
+        native = FallbackNative(cdp, sid, None)
+        cdp.send("Page.navigate", {"url": "http://127.0.0.1:%d/" % port}, sid)
+        native.wait(lambda: native.init_seen, what="the bridge frame's load")
+        native.deliver(wc.HELLO)
+        native.wait(lambda: native.welcomed, what="WELCOME over the port")
+        mux = wc.Mux(BatchCarrier(native))
+        pkts = [req_pq_multi_packet() for _ in range(2)]
+        ids = [mux.open(key16(secret), dc=2, first_payload=p) for p in pkts]
+        for s, p in zip(ids, pkts):
+            assert mux.recv_exact(s, len(p)) == p
+        end = time.time() + 1
+        while time.time() < end:
+            native.poll(0.1)
+        assert not native.failures, native.failures
+        assert not native.console, "console errors:\n" + "\n".join(native.console)
+    finally:
+        cdp.close()
+        httpd.shutdown()

@@ -308,6 +308,33 @@ class Mux:
             else:
                 raise tgclient.ProtocolError("unexpected frame type %#x" % t)
 
+    def echo(self, sid, data, chunk=16384):
+        """Sends data on stream sid while reading what comes back, in one
+        thread (a TLS socket is not for two), as an echoing DC returns it.
+        Returns the len(data) bytes received."""
+        import select
+        st = self.streams[sid]
+        sock = self.c.sock
+        enc = st["enc"].update(data)
+        o = 0
+        while len(st["rx"]) < len(data):
+            if sid in self.closed_by_relay:
+                raise EOFError("stream %d closed by the relay" % sid)
+            can_send = o < len(enc) and st["tx_window"] > 0
+            pending = getattr(sock, "pending", lambda: 0)() or len(self.c.buf)
+            r, w, _ = select.select([sock], [sock] if can_send else [], [], 10)
+            if r or pending:
+                self.pump()
+            elif w:
+                n = min(chunk, len(enc) - o, st["tx_window"])
+                self.c.send_frames(frame(DATA, sid, enc[o:o + n]))
+                st["tx_window"] -= n
+                o += n
+            elif not r:
+                raise TimeoutError("no progress for 10 s")
+        out, st["rx"] = st["rx"][:len(data)], st["rx"][len(data):]
+        return out
+
     def recv_exact(self, sid, n):
         st = self.streams[sid]
         while len(st["rx"]) < n:
