@@ -213,10 +213,16 @@ def test_no_capability_or_token_in_caddy_logs(stack, secret):
     car.hello()
     token = wc.page_params(page.body)[1]
     car.sock.close()
+    s = tls(stack)   # a HEAD goes to the site, not to tgfront: still not logged
+    s.sendall(("HEAD /?bridge=%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (cap, SECRET_HOST)).encode())
+    wc.read_response(s, head_only=True)
+    s.close()
     get(stack, "/logged-marker")
+    get(stack, "/?logged=1")
     time.sleep(1)
     logs = "".join(p.read_text() for p in stack["dir"].glob("log-*.json"))
     assert "/logged-marker" in logs, "the access log is not where the test looks"
+    assert "/?logged=1" in logs, "the site's own / must still be logged"
     assert cap not in logs and token not in logs
 
 
