@@ -927,7 +927,8 @@ static void take_peer(web_session *s, const web_http_req *r)
         memcpy(s->peer, ip, r->xff_last.n + 1);
 }
 
-static int start_carrier(web_session *s, const web_http_req *r)
+/* The carrier's buffers and decoders; the 101 answer is the caller's. */
+static int carrier_setup(web_session *s)
 {
     uint8_t *big = hold(s, OUT_CAP_CARRIER);
     uint32_t *tomb = hold(s, TOMBSTONES * sizeof *tomb);
@@ -945,14 +946,6 @@ static int start_carrier(web_session *s, const web_http_req *r)
     s->out = big;
     s->out_cap = OUT_CAP_CARRIER;
     s->tomb = tomb;
-
-    char accept[WS_ACCEPT_LEN + 1];
-    ws_accept(r->ws_key.p, r->ws_key.n, accept);
-    size_t n = web_page_upgrade(accept, r->proto.p, r->proto.n, (char *)s->out + s->out_len,
-                                s->out_cap - s->out_len);
-    if (!n)
-        return -1;
-    s->out_len += n;
     ws_rx_init(&s->ws, MAX_MESSAGE);
     web_frame_rx_init(&s->fr, UP_DATA_MAX);
     s->state = SS_CARRIER;
@@ -960,9 +953,43 @@ static int start_carrier(web_session *s, const web_http_req *r)
     wm(s)->carriers++;
     (*s->env->carriers)++;
     s->deadline_ms = 0;
+    return 0;
+}
+
+static int start_carrier(web_session *s, const web_http_req *r)
+{
+    if (carrier_setup(s) < 0)
+        return -1;
+    char accept[WS_ACCEPT_LEN + 1];
+    ws_accept(r->ws_key.p, r->ws_key.n, accept);
+    size_t n = web_page_upgrade(accept, r->proto.p, r->proto.n, (char *)s->out + s->out_len,
+                                s->out_cap - s->out_len);
+    if (!n)
+        return -1;
+    s->out_len += n;
     log_info("web", "carrier opened for %s", s->peer);
     return 0;
 }
+
+int web_session_force_carrier(web_session *s, int cap_index)
+{
+    if (s->state != SS_HTTP || cap_index < 0 || (size_t)cap_index >= s->env->ncaps)
+        return -1;
+    s->cap_index = cap_index;
+    return carrier_setup(s);
+}
+
+void web_session_feed(web_session *s, uint8_t *p, size_t n)
+{
+    if (s->state == SS_CARRIER)
+        carrier_bytes(s, p, n);
+    if (!closed(s) && s->state == SS_CARRIER && flush(s) < 0)
+        session_close_now(s);
+    else
+        update_interest(s);
+}
+
+int web_session_carrier_open(const web_session *s) { return s->state == SS_CARRIER; }
 
 static int answer(web_session *s, size_t n, web_answer a)
 {

@@ -62,6 +62,16 @@ void web_session_run(web_session *s);
 web_link *web_session_link(web_session *s);
 web_session *web_session_of(web_link *l);
 
+/* For tests and fuzzing (the frame mux without the HTTP exchange): makes
+ * an HTTP session a carrier as a valid upgrade for capability cap_index
+ * would, minus the 101 answer. 0, or -1. */
+int web_session_force_carrier(web_session *s, int cap_index);
+/* For tests and fuzzing: bytes from the client, as if read from the
+ * socket (in carrier state only; unmasked in place). */
+void web_session_feed(web_session *s, uint8_t *p, size_t n);
+/* 1 while the carrier is open. */
+int web_session_carrier_open(const web_session *s);
+
 /* Timers: call on every tick. */
 void web_session_tick(web_session *s, uint64_t now_ms);
 /* Ends the session (idempotent). */
