@@ -225,16 +225,25 @@ def _expect_close(car, code):
     assert car.close_code == code, "close code %r, want %r" % (car.close_code, code)
 
 
-@pytest.mark.parametrize("case,code", [
-    ("unmasked", 1002), ("text", 1003), ("unknown_stream", 1002), ("bad_type", 1002),
-    ("before_hello", 1002), ("too_big", 1009), ("partial", 1002), ("window_zero", 1002),
-    ("data_too_long", 1002), ("rsv", 1002),
+def ended(d, reason):
+    for line in metrics(d).splitlines():
+        if line.startswith('mtg_web_sessions_ended{reason="%s"}' % reason):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no sessions_ended metric for " + reason)
+
+
+@pytest.mark.parametrize("case,code,reason", [
+    ("unmasked", 1002, "ws_protocol"), ("text", 1003, "ws_text"),
+    ("unknown_stream", 1002, "mux"), ("bad_type", 1002, "frame"),
+    ("before_hello", 1002, "mux"), ("too_big", 1009, "ws_too_big"), ("partial", 1002, "frame"),
+    ("window_zero", 1002, "mux"), ("data_too_long", 1002, "frame"), ("rsv", 1002, "ws_protocol"),
 ])
-def test_bad_input_closes_only_that_session(web, secret, case, code):
+def test_bad_input_closes_only_that_session(web, secret, case, code, reason):
     # a healthy session first, that must survive
     _, good = session(web, dd_secret(secret))
     gm = wc.Mux(good)
     gsid = gm.open(key16(secret))
+    before = ended(web, reason)
     page, bad = wc.bridge_session(web.web_addr, SECRET_HOST, dd_secret(secret))
     if case != "before_hello":
         bad.hello()
@@ -261,6 +270,10 @@ def test_bad_input_closes_only_that_session(web, secret, case, code):
         bad.send_ws(wc.frame(wc.OPEN, 1), opcode=0x42)
     _expect_close(bad, code)
     bad.sock.close()
+    deadline = time.time() + 3   # counted by reason
+    while ended(web, reason) == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert ended(web, reason) == before + 1
     # the other session still works
     gm.send(gsid, b"still here")
     assert gm.recv_exact(gsid, 10) == b"still here"
