@@ -97,6 +97,38 @@ static void print_links(const char *in, const char *key, const char *field, cons
     printf("%s  }%s\n", in, last ? "" : ",");
 }
 
+/* The WEB proxy link (tg://webproxy): the bridge's hostname (never an IP:
+ * the WebView needs the site's certificate), no port (always 443), and the
+ * deployment's key as a dd secret. */
+static void print_web_links(const tgf_config *cfg, const uint8_t *key, const char *in)
+{
+    char sec[3 + 2 * SECRET_KEY_LEN], srv_enc[600], host[600], q[1024];
+    static const char hexd[] = "0123456789abcdef";
+    const char *h = cfg->web.host[0] ? cfg->web.host : cfg->secret.host;
+    size_t i = 0;
+    for (; h[i] && i + 1 < sizeof host; i++)
+        host[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
+    host[i] = '\0';
+    sec[0] = sec[1] = 'd';
+    for (i = 0; i < SECRET_KEY_LEN; i++) {
+        sec[2 + 2 * i] = hexd[key[i] >> 4];
+        sec[3 + 2 * i] = hexd[key[i] & 15];
+    }
+    sec[2 + 2 * SECRET_KEY_LEN] = '\0';
+    url_encode(host, srv_enc, sizeof srv_enc);
+    snprintf(q, sizeof q, "server=%s&secret=%s", srv_enc, sec);
+    char host_json[600];
+    json_escape(host, host_json, sizeof host_json);
+    printf("%s  \"web\": {\n", in);
+    printf("%s    \"host\": \"%s\",\n", in, host_json);
+    printf("%s    \"secret\": \"%s\",\n", in, sec);
+    printf("%s    \"tg_url\": \"tg://webproxy?%s\",\n", in, q);
+    printf("%s    \"tme_url\": \"https://t.me/webproxy?%s\"\n", in, q);
+    printf("%s  },\n", in);
+    crypto_wipe(sec, sizeof sec);
+    crypto_wipe(q, sizeof q);
+}
+
 static int parse_ip(const char *text, int family, char *out, size_t cap)
 {
     unsigned char buf[16];
@@ -125,6 +157,8 @@ static void print_secret(const tgf_config *cfg, size_t i, const char *in, unsign
         print_links(in, "ipv6", "ip", v6, port, link_secret, 0);
     if (!v4[0] && !v6[0])
         print_links(in, "hostname", "host", cfg->secret.host, port, link_secret, 0);
+    if (cfg->web.enabled)
+        print_web_links(cfg, cfg->secret_keys[i], in);
     printf("%s  \"secret\": {\n%s    \"hex\": \"%s\",\n%s    \"base64\": \"%s\"\n%s  }", in, in,
            shex, in, sb64, in);
     crypto_wipe(shex, sizeof shex);

@@ -67,6 +67,29 @@ static int print_qr(const char *text)
     return 0;
 }
 
+/* The WEB proxy links of one key (tg://webproxy: the bridge's hostname, no
+ * port, the key as a dd secret), when [web] is on. */
+static void print_web_links(const tgf_config *cfg, const uint8_t *key)
+{
+    static const char hexd[] = "0123456789abcdef";
+    char sec[3 + 2 * SECRET_KEY_LEN], host[SECRET_HOST_MAX + 1], server[3 * SECRET_HOST_MAX + 1];
+    const char *h = cfg->web.host[0] ? cfg->web.host : cfg->secret.host;
+    size_t i = 0;
+    for (; h[i] && i + 1 < sizeof host; i++)
+        host[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
+    host[i] = '\0';
+    sec[0] = sec[1] = 'd';
+    for (i = 0; i < SECRET_KEY_LEN; i++) {
+        sec[2 + 2 * i] = hexd[key[i] >> 4];
+        sec[3 + 2 * i] = hexd[key[i] & 15];
+    }
+    sec[2 + 2 * SECRET_KEY_LEN] = '\0';
+    url_encode(host, server, sizeof server);
+    printf("tg://webproxy?server=%s&secret=%s\n", server, sec);
+    printf("https://t.me/webproxy?server=%s&secret=%s\n", server, sec);
+    crypto_wipe(sec, sizeof sec);
+}
+
 /* The four link forms of one secret and, with qr, a QR code of the first. */
 static int print_secret_links(const tg_secret *sec, unsigned port, int qr)
 {
@@ -142,6 +165,8 @@ int cli_links(int argc, char **argv)
         memcpy(s.key, cfg.secret_keys[i], SECRET_KEY_LEN);
         if (cfg.secret_count > 1)
             printf("secret %s:\n", cfg.secrets[i].name);
+        if (cfg.web.enabled)
+            print_web_links(&cfg, cfg.secret_keys[i]);
         if (print_secret_links(&s, port, qr) < 0)
             rc = CLI_EXIT_FAIL;
         secret_wipe(&s);

@@ -716,6 +716,72 @@ static int set_ca_file(load_ctx *c, const key_def *k, const key_val *v, int line
     return 0;
 }
 
+/* ---- [web] (tgfront's own) ------------------------------------------- */
+
+/* Only Caddy, on this machine, may reach the WEB listener: it trusts the
+ * X-Forwarded-For Caddy sets, and it answers everything the site should
+ * answer with a marker only Caddy turns into the site's page. */
+static int set_web_bind(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    dc_addr a;
+    if (dc_parse_hostport(v->s, &a) < 0)
+        return cfail(c, line, "key 'web.bind-to' must be IP:PORT with a literal IP, like "
+                     "\"127.0.0.1:8081\" (got '%s')", v->s);
+    const struct sockaddr *sa = (const struct sockaddr *)&a.addr;
+    int loopback = sa->sa_family == AF_INET
+                       ? (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127
+                       : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    if (!loopback)
+        return cfail(c, line, "key 'web.bind-to' must be a loopback address (127.0.0.0/8 or "
+                     "[::1]): only the local Caddy may reach it (got '%s')", v->s);
+    c->cfg->web.bind_addr = a.addr;
+    c->cfg->web.bind_len = a.len;
+    return 0;
+}
+
+/* A DNS name in its ACE, lower-case form: what the client hashes. */
+static int set_web_host(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    const char *s = v->s;
+    size_t n = strlen(s), label = 0;
+    int ok = n > 0 && n <= WEB_HOST_MAX && strchr(s, '.') != NULL && s[n - 1] != '.';
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            ok = label > 0 && s[i - 1] != '-';
+            label = 0;
+        } else {
+            ok = ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                  (ch == '-' && label > 0)) && ++label <= 63;
+        }
+    }
+    if (!ok)
+        return cfail(c, line, "key 'web.host' must be a lower-case DNS name with a dot, in its "
+                     "ACE (xn--) form, like \"proxy.example.com\" (got '%s')", s);
+    memcpy(c->cfg->web.host, s, n + 1);
+    return 0;
+}
+
+static int set_web_path(load_ctx *c, const key_def *k, const key_val *v, int line)
+{
+    (void)k;
+    const char *s = v->s;
+    size_t n = strlen(s);
+    int ok = n >= 2 && n <= WEB_PATH_MAX && s[0] == '/' && s[n - 1] != '/';
+    for (size_t i = 1; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+             (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
+             (s[i] == '/' && s[i - 1] != '/');
+    if (!ok)
+        return cfail(c, line, "key 'web.socket-path' must be an absolute path of letters, "
+                     "digits, '-', '_' and single '/', not ending in '/', at most %d bytes, "
+                     "like \"/api/v1/socket\" (got '%s')", WEB_PATH_MAX, s);
+    memcpy(c->cfg->web.ws_path, s, n + 1);
+    return 0;
+}
+
 /* ---- the key table --------------------------------------------------- */
 
 /* A compile-time check usable inside an initializer (it adds 0). */
@@ -867,6 +933,15 @@ static const key_def keys[] = {
     { KEY("stats.prometheus", "http-path"), BY(K_STRING, set_prom_path), DEFAULT_TEXT("/") },
     { KEY("stats.prometheus", "metric-prefix"), BY(K_STRING, set_prom_prefix),
       DEFAULT_TEXT("mtg") },
+
+    /* tgfront's own: the WEB proxy mode (web_config.h; README "WEB proxy"). */
+    { KEY("web", "enabled"), AT_BOOL(web.enabled, 0) },
+    { KEY("web", "bind-to"), BY(K_STRING, set_web_bind), DEFAULT_TEXT("127.0.0.1:8081") },
+    { KEY("web", "host"), BY(K_STRING, set_web_host), WRITES(char *, web.host) },
+    { KEY("web", "socket-path"), BY(K_STRING, set_web_path), DEFAULT_TEXT("/api/v1/socket") },
+    { KEY("web", "max-sessions"), AT_U32(web.max_sessions, 1, 65535, 256) },
+    { KEY("web", "max-streams"), AT_U32(web.max_streams, 1, 1024, 64) },
+    { KEY("web", "trust-forwarded-for"), AT_BOOL(web.trust_forwarded_for, 1) },
 
     /* tgfront's own: DC number -> ["ip:port", ...], replacing the built-in
      * addresses for that DC (tests and private deployments). */

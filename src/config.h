@@ -13,6 +13,7 @@
 #include "dc.h"
 #include "secret.h"
 #include "socks5.h"
+#include "web_config.h"
 
 #define CONFIG_HOST_MAX 255
 #define CONFIG_WORKERS_MAX 256        /* workers: event loops (threads) */
@@ -115,6 +116,8 @@ typedef struct {
     config_secret secrets[CONFIG_SECRETS_MAX];
     uint8_t secret_keys[CONFIG_SECRETS_MAX][SECRET_KEY_LEN];
     crypto_hmac_key secret_hmac[CONFIG_SECRETS_MAX];   /* prepared from secret_keys */
+    /* [web] (tgfront's own): the WEB proxy mode (web_config.h) */
+    tgf_web_config web;
 } tgf_config;
 
 /* The index of the secret named name, or -1. */

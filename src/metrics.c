@@ -227,5 +227,10 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
     if (n > 0 && s.len + 1 < s.cap)
         s.len += site_store_render(ms[0]->site, prefix, (int64_t)time(NULL), out + s.len,
                                    s.cap - s.len);
+    const web_metrics *wms[64];
+    size_t wn = n < 64 ? n : 64;
+    for (size_t i = 0; i < wn; i++)
+        wms[i] = &ms[i]->web;
+    web_metrics_render(wms, wn, prefix, s.out, s.cap, &s.len);
     return s.len;
 }

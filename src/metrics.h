@@ -11,6 +11,7 @@
 #include "close_reason.h"
 #include "faketls.h"
 #include "site_profile.h"
+#include "web_metrics.h"
 
 #define METRICS_MAX_DC_ADDRS 160   /* distinct (dc, telegram_ip) pairs */
 
@@ -53,6 +54,7 @@ typedef struct {
     metrics_dc_slot dc[METRICS_MAX_DC_ADDRS];
     size_t dc_count;
     site_store *site;                        /* rendered from the first object */
+    web_metrics web;                         /* the WEB proxy mode (web_metrics.h) */
 } metrics;
 
 void metrics_init(metrics *m);

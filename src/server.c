@@ -292,7 +292,7 @@ static atomic_size_t *running_of(server *s);
 
 static void check_drain_done(server *s)
 {
-    if (!s->draining || s->active)
+    if (!s->draining || s->active || web_server_open(&s->web))
         return;
     if (s->index == 0 && atomic_load(running_of(s)) > 1)
         return;
@@ -313,10 +313,13 @@ static void on_tick(loop *l, void *ctx)
     }
     if (s->index == 0)
         stats_tick(&s->stats, now);
+    web_server_tick(&s->web, now);
     s->accept_paused = 0;
     kick_accept(s);   /* also the safety net for a missed wake-up */
-    if (s->draining && now >= s->drain_deadline_ms)
+    if (s->draining && now >= s->drain_deadline_ms) {
         close_all(s, CLOSE_SHUTDOWN);
+        web_server_close_all(&s->web);
+    }
     check_drain_done(s);
 }
 
@@ -349,8 +352,11 @@ static void begin_drain(server *s, int immediate)
     stop_listening(s);
     if (s->index == 0)
         stats_stop_listening(&s->stats);
-    if (immediate)
+    web_server_stop_listening(&s->web);
+    if (immediate) {
         close_all(s, CLOSE_SHUTDOWN);
+        web_server_close_all(&s->web);   /* freed after this event batch */
+    }
     check_drain_done(s);
 }
 
@@ -503,8 +509,10 @@ static void after_render(void *ctx)
 
 static void after_batch(loop *l, void *ctx)
 {
+    server *s = ctx;
     (void)l;
-    reap(ctx);
+    reap(s);
+    web_server_reap(&s->web);
 }
 
 static void accept_one(server *s, int fd, const struct sockaddr *addr, socklen_t len)
@@ -789,6 +797,12 @@ int server_init(server *s, server_shared *sh, size_t index, char *err, size_t er
                          .on_closed = on_conn_closed, .owner = s };
     update_accept(s);
 
+    /* The WEB listener is worker 0's: one loopback listener for the local
+     * Caddy, its sessions in that loop (the other workers have none). */
+    if (index == 0 ? web_server_init(&s->web, &s->loop, sh->cfg, &s->metrics, err, err_cap) < 0
+                   : (web_server_init_off(&s->web, &s->loop), 0))
+        return -1;
+
     if (index == 0) {
         s->metrics_list = calloc(sh->count, sizeof *s->metrics_list);
         if (!s->metrics_list) {
@@ -847,6 +861,7 @@ void server_destroy(server *s)
 {
     close_all(s, CLOSE_SHUTDOWN);
     reap(s);
+    web_server_destroy(&s->web);
     stats_close(&s->stats);
     iplists_stop(&s->lists);
     if (s->listener.fd >= 0 && s->shared && s->shared->reuseport)

@@ -20,6 +20,7 @@
 #include "replay.h"
 #include "secret_usage.h"
 #include "stats.h"
+#include "web_server.h"
 
 #define SERVER_MAX_FRONT_ADDRS 8
 #define SERVER_DRAIN_MS 3000       /* SIGTERM: time given to open connections;
@@ -84,6 +85,7 @@ typedef struct server {
     loop_watch ctl;                   /* eventfd: server_post wakes us */
     atomic_uint ctl_pending;          /* SERVER_CTL_* bits posted */
     atomic_size_t open_published;     /* open_conns, for the other workers' balance */
+    web_server web;                   /* [web]: the WEB proxy listener (worker 0; off: fd -1) */
 
     stats_endpoint stats;             /* worker 0 only; listener fd -1 when off */
     const metrics **metrics_list;     /* [shared->count] snapshots the scrape sums */

@@ -1,0 +1,61 @@
+/* web_metrics: the WEB proxy mode's counters (one set per event loop,
+ * inside struct metrics) and their Prometheus text. Telegram traffic of web
+ * streams is counted in the shared telegram_* series as well. */
+#ifndef TGF_WEB_METRICS_H
+#define TGF_WEB_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "web_frame.h"
+#include "web_http.h"
+
+/* How a web session ended (a metric label). */
+typedef enum {
+    WEB_END_HTTP_DONE = 0,   /* an HTTP connection (no carrier) closed */
+    WEB_END_CLIENT_CLOSE,    /* the page closed the carrier (1000) */
+    WEB_END_PEER_GONE,       /* the carrier's socket ended or reset */
+    WEB_END_WS_PROTOCOL,     /* RFC 6455 violation (1002) */
+    WEB_END_WS_TEXT,         /* a text message (1003) */
+    WEB_END_WS_TOO_BIG,      /* message over the limit (1009) */
+    WEB_END_FRAME,           /* v1 frame violation (1002) */
+    WEB_END_MUX,             /* HELLO order, unknown stream, window exceeded (1002) */
+    WEB_END_IDLE,
+    WEB_END_HEAD_TIMEOUT,
+    WEB_END_NO_MEMORY,
+    WEB_END_SHUTDOWN,
+    WEB_END_COUNT
+} web_end;
+
+const char *web_end_name(web_end e);
+
+typedef enum {
+    WEB_ANS_BRIDGE = 0,   /* the bridge page */
+    WEB_ANS_UPGRADE,      /* a carrier opened */
+    WEB_ANS_SITE,         /* handed back to the site */
+    WEB_ANS_NOT_FOUND,    /* authentic capability, non-canonical request */
+    WEB_ANS_BAD_REQUEST,  /* a head we refuse */
+    WEB_ANS_BUSY,         /* over max-sessions */
+    WEB_ANS_COUNT
+} web_answer;
+
+typedef struct {
+    uint64_t sessions;                  /* gauge: HTTP connections and carriers */
+    uint64_t carriers;                  /* gauge: open carriers */
+    uint64_t streams;                   /* gauge */
+    uint64_t streams_opened;
+    uint64_t streams_refused;           /* over max-streams */
+    uint64_t streams_dc_unreachable;
+    uint64_t answers[WEB_ANS_COUNT];
+    uint64_t bad_http[WH_R_COUNT];
+    uint64_t ended[WEB_END_COUNT];
+    uint64_t frame_errors[WF_R_COUNT];
+    uint64_t memory_bytes;              /* gauge: buffers held by web sessions */
+} web_metrics;
+
+/* Appends the sum of n sets as Prometheus text to out[*len..cap), keeping
+ * it NUL-terminated (truncated when full). */
+void web_metrics_render(const web_metrics *const *ms, size_t n, const char *prefix, char *out,
+                        size_t cap, size_t *len);
+
+#endif
