@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "crypto_x86ni.h"
+
 /* BearSSL leaves its temporaries on the stack: br_sha256_out pads a copy of
  * the buffered input in its own frame, the compression function expands the
  * message words into a local array, and br_hmac_key_init builds key ^ ipad
@@ -91,11 +93,21 @@ static const br_block_ctrcbc_class *ctr_hw(void)
 #endif
 }
 
+/* Picked once: BearSSL's x86ni check runs CPUID, which a hypervisor may
+ * trap, and crypto_ctr_init runs four times per connection. Every thread
+ * computes the same answer, so a relaxed atomic is enough. */
 static const br_block_ctrcbc_class *ctr_pick(void)
 {
-    const br_block_ctrcbc_class *vt = ctr_hw();
+    static const br_block_ctrcbc_class *picked;
+    const br_block_ctrcbc_class *vt = __atomic_load_n(&picked, __ATOMIC_RELAXED);
 
-    return vt != NULL ? vt : &br_aes_ct64_ctrcbc_vtable;
+    if (vt == NULL) {
+        vt = ctr_hw();
+        if (vt == NULL)
+            vt = &br_aes_ct64_ctrcbc_vtable;
+        __atomic_store_n(&picked, vt, __ATOMIC_RELAXED);
+    }
+    return vt;
 }
 
 /* The context pointer BearSSL expects: the keys struct, whose first member
@@ -149,6 +161,68 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
         for (size_t i = 0; i < len; i++)
             buf[i] ^= c->stream[i];
         c->stream_used = (unsigned)len;
+    }
+}
+
+/* The two-stream pass for this pair, or 0 when they cannot share one. */
+static int ctr2_fast(const crypto_ctr *a, const crypto_ctr *b)
+{
+    if (a->vtable != b->vtable || a->stream_used != b->stream_used)
+        return 0;
+#if defined(__aarch64__)
+    return a->vtable == &crypto_armv8_ctrcbc_vtable;
+#elif defined(__x86_64__)
+    return a->vtable == &br_aes_x86ni_ctrcbc_vtable;
+#else
+    return 0;
+#endif
+}
+
+static void ctr2_blocks(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
+                        size_t nblocks)
+{
+#if defined(__aarch64__)
+    crypto_armv8_ctr2(&a->keys.armv8, a->counter, &b->keys.armv8, b->counter, dst, src,
+                      nblocks);
+#elif defined(__x86_64__)
+    crypto_x86ni_ctr2(a->keys.ni.skey.skni, a->counter, b->keys.ni.skey.skni, b->counter,
+                      dst, src, nblocks);
+#else
+    (void)a, (void)b, (void)dst, (void)src, (void)nblocks;
+#endif
+}
+
+void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
+                       size_t len)
+{
+    if (!ctr2_fast(a, b)) {
+        /* BearSSL's code (ct64 when the CPU has no AES instructions). */
+        if (dst != src)
+            memmove(dst, src, len);
+        crypto_ctr_apply(a, dst, len);
+        crypto_ctr_apply(b, dst, len);
+        return;
+    }
+    /* Both at the same offset in their saved blocks: use those up together. */
+    while (len > 0 && a->stream_used < sizeof a->stream) {
+        *dst++ = *src++ ^ a->stream[a->stream_used++] ^ b->stream[b->stream_used++];
+        len--;
+    }
+    size_t nblocks = len / 16;
+    if (nblocks > 0) {
+        ctr2_blocks(a, b, dst, src, nblocks);
+        dst += nblocks * 16;
+        src += nblocks * 16;
+        len -= nblocks * 16;
+    }
+    if (len > 0) {
+        memset(a->stream, 0, sizeof a->stream);
+        memset(b->stream, 0, sizeof b->stream);
+        a->vtable->ctr(ctr_keys(a), a->counter, a->stream, sizeof a->stream);
+        b->vtable->ctr(ctr_keys(b), b->counter, b->stream, sizeof b->stream);
+        for (size_t i = 0; i < len; i++)
+            dst[i] = src[i] ^ a->stream[i] ^ b->stream[i];
+        a->stream_used = b->stream_used = (unsigned)len;
     }
 }
 

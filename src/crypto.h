@@ -52,6 +52,16 @@ typedef struct {
 void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16]);
 /* XORs len bytes of keystream into buf in place. */
 void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len);
+/* Both key streams of a relay direction in one pass over the data:
+ * dst[0..len) = src[0..len) ^ a's next len keystream bytes ^ b's, the same
+ * bytes and end states as memmove(dst, src, len) followed by
+ * crypto_ctr_apply(a, dst, len) and crypto_ctr_apply(b, dst, len). dst may
+ * equal src or lie before it (a forward move, as when record headers are
+ * stripped in place), never after it. With hardware AES and both streams at
+ * the same offset within a block (the relay's case) it runs both counters
+ * through the AES unit together; otherwise it is exactly that sequence. */
+void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
+                       size_t len);
 /* crypto_wipe(c, sizeof *c). */
 void crypto_ctr_wipe(crypto_ctr *c);
 /* Which AES implementation crypto_ctr_init picks at run time: "x86ni" or
