@@ -434,6 +434,33 @@ TEST(crypto_x25519_rfc7748)
     CHECK_MEM(got, want, 32);
 }
 
+/* The fixed-base comb gives BearSSL's ladder's bytes for random scalars and
+ * for the extremes of the clamped range. */
+TEST(crypto_x25519_matches_bearssl_ladder)
+{
+    uint8_t scalar[32], k[32], want[32], got[32];
+    int bad = 0;
+
+    for (int i = 0; i < 300; i++) {
+        if (i == 0)
+            memset(scalar, 0, sizeof scalar);
+        else if (i == 1)
+            memset(scalar, 0xff, sizeof scalar);
+        else
+            CHECK_EQ_INT(crypto_random(scalar, sizeof scalar), 0);
+        memcpy(k, scalar, sizeof k);
+        k[0] &= 0xf8;
+        k[31] = (uint8_t)((k[31] & 0x7f) | 0x40);
+        br_ec_c25519_m31.mulgen(want, k, sizeof k, BR_EC_curve25519);
+        crypto_x25519_public(scalar, got);
+        if (memcmp(got, want, 32) != 0) {
+            if (bad++ == 0)
+                CHECK_MEM(got, want, 32);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of 300 public keys differ from the ladder's", bad);
+}
+
 /* ---- RNG, compare, wipe -------------------------------------------------- */
 
 TEST(crypto_random_fills)
