@@ -765,6 +765,9 @@ static const key_def keys[] = {
     { KEY("stats.prometheus", "metric-prefix"), BY(K_STRING, set_prom_prefix),
       DEFAULT_TEXT("mtg") },
 
+    /* tgfront's own: mtprotoproxy's FAST_MODE (mtg has none), off. */
+    { KEY("relay", "fast-mode"), AT_BOOL(fast_mode, 0) },
+
     /* tgfront's own: DC number -> ["ip:port", ...], replacing the built-in
      * addresses for that DC (tests and private deployments). */
     { KEY("datacenters", "*"), BY(K_STRLIST, set_datacenter) },

@@ -60,6 +60,12 @@ typedef struct {
 
     /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
     dc_table dcs;
+
+    /* [relay] (tgfront's own) fast-mode: mtprotoproxy's FAST_MODE. The
+     * frame toward the DC makes the DC's stream equal to ours toward the
+     * client, so DC -> client bytes are relayed without AES (README: the
+     * trade-off). Off by default. */
+    int fast_mode;
 } tgf_config;
 
 /* Sets every default (as documented in README). The secret and bind-to are
