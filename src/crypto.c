@@ -111,30 +111,32 @@ static const br_block_ctrcbc_class *ctr_pick(void)
     return vt;
 }
 
-/* The context pointer BearSSL expects: the keys struct, whose first member
- * is its vtable pointer. Chosen from c->vtable so both union members work. */
-static const br_block_ctrcbc_class *const *ctr_keys(const crypto_ctr *c)
-{
-    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
-        return &c->keys.ct.vtable;
+/* Round keys for one call, in the layout of the context's implementation;
+ * every BearSSL ctrcbc context starts with its vtable pointer. */
+typedef union {
+    const br_block_ctrcbc_class *vtable;
+    br_aes_x86ni_ctrcbc_keys ni;
+    br_aes_ct64_ctrcbc_keys ct;
 #if defined(__aarch64__)
-    return &c->keys.armv8.vtable;
-#else
-    return &c->keys.ni.vtable;
+    crypto_armv8_ctrcbc_keys armv8;
 #endif
+} ctr_sched;
+
+static void sched_expand(const crypto_ctr *c, ctr_sched *s)
+{
+    c->vtable->init(&s->vtable, c->key, sizeof c->key);
+}
+
+/* The round keys are as secret as the key. */
+static void sched_wipe(ctr_sched *s)
+{
+    crypto_wipe(s, sizeof *s);
 }
 
 void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
 {
     c->vtable = ctr_pick();
-    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
-        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
-    else
-#if defined(__aarch64__)
-        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
-#else
-        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
-#endif
+    memcpy(c->key, key, sizeof c->key);
     memcpy(c->counter, iv, sizeof c->counter);
     memset(c->stream, 0, sizeof c->stream);
     c->stream_used = sizeof c->stream;
@@ -147,10 +149,14 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
         *buf++ ^= c->stream[c->stream_used++];
         len--;
     }
+    if (len == 0)
+        return;
 
+    ctr_sched k;
+    sched_expand(c, &k);
     size_t whole = len & ~(size_t)15;
     if (whole > 0) {
-        c->vtable->ctr(ctr_keys(c), c->counter, buf, whole);
+        c->vtable->ctr(&k.vtable, c->counter, buf, whole);
         buf += whole;
         len -= whole;
     }
@@ -158,11 +164,12 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
     if (len > 0) {
         /* CTR of a zero block is the keystream block itself. */
         memset(c->stream, 0, sizeof c->stream);
-        c->vtable->ctr(ctr_keys(c), c->counter, c->stream, sizeof c->stream);
+        c->vtable->ctr(&k.vtable, c->counter, c->stream, sizeof c->stream);
         for (size_t i = 0; i < len; i++)
             buf[i] ^= c->stream[i];
-        c->stream_used = (unsigned)len;
+        c->stream_used = (uint8_t)len;
     }
+    sched_wipe(&k);
 }
 
 /* The two-stream pass for this pair, or 0 when they cannot share one. */
@@ -179,17 +186,16 @@ static int ctr2_fast(const crypto_ctr *a, const crypto_ctr *b)
 #endif
 }
 
-static void ctr2_blocks(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
-                        size_t nblocks)
+static void ctr2_blocks(crypto_ctr *a, const ctr_sched *ka, crypto_ctr *b,
+                        const ctr_sched *kb, uint8_t *dst, const uint8_t *src, size_t nblocks)
 {
 #if defined(__aarch64__)
-    crypto_armv8_ctr2(&a->keys.armv8, a->counter, &b->keys.armv8, b->counter, dst, src,
-                      nblocks);
+    crypto_armv8_ctr2(&ka->armv8, a->counter, &kb->armv8, b->counter, dst, src, nblocks);
 #elif defined(__x86_64__)
-    crypto_x86ni_ctr2(a->keys.ni.skey.skni, a->counter, b->keys.ni.skey.skni, b->counter,
-                      dst, src, nblocks);
+    crypto_x86ni_ctr2(ka->ni.skey.skni, a->counter, kb->ni.skey.skni, b->counter, dst, src,
+                      nblocks);
 #else
-    (void)a, (void)b, (void)dst, (void)src, (void)nblocks;
+    (void)a, (void)ka, (void)b, (void)kb, (void)dst, (void)src, (void)nblocks;
 #endif
 }
 
@@ -209,9 +215,14 @@ void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t
         *dst++ = *src++ ^ a->stream[a->stream_used++] ^ b->stream[b->stream_used++];
         len--;
     }
+    if (len == 0)
+        return;
+    ctr_sched ka, kb;
+    sched_expand(a, &ka);
+    sched_expand(b, &kb);
     size_t nblocks = len / 16;
     if (nblocks > 0) {
-        ctr2_blocks(a, b, dst, src, nblocks);
+        ctr2_blocks(a, &ka, b, &kb, dst, src, nblocks);
         dst += nblocks * 16;
         src += nblocks * 16;
         len -= nblocks * 16;
@@ -219,12 +230,14 @@ void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t
     if (len > 0) {
         memset(a->stream, 0, sizeof a->stream);
         memset(b->stream, 0, sizeof b->stream);
-        a->vtable->ctr(ctr_keys(a), a->counter, a->stream, sizeof a->stream);
-        b->vtable->ctr(ctr_keys(b), b->counter, b->stream, sizeof b->stream);
+        a->vtable->ctr(&ka.vtable, a->counter, a->stream, sizeof a->stream);
+        b->vtable->ctr(&kb.vtable, b->counter, b->stream, sizeof b->stream);
         for (size_t i = 0; i < len; i++)
             dst[i] = src[i] ^ a->stream[i] ^ b->stream[i];
-        a->stream_used = b->stream_used = (unsigned)len;
+        a->stream_used = b->stream_used = (uint8_t)len;
     }
+    sched_wipe(&ka);
+    sched_wipe(&kb);
 }
 
 void crypto_ctr_wipe(crypto_ctr *c)

@@ -60,15 +60,7 @@ static void ctr_init_with(crypto_ctr *c, const br_block_ctrcbc_class *vt,
                           const uint8_t key[32], const uint8_t iv[16])
 {
     crypto_ctr_init(c, key, iv);
-    c->vtable = vt;
-    if (vt == &br_aes_ct64_ctrcbc_vtable)
-        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
-    else
-#if defined(__aarch64__)
-        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
-#else
-        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
-#endif
+    c->vtable = vt;   /* round keys are expanded per call by c->vtable */
 }
 
 /* The hardware implementation when the CPU has it (and, on aarch64,
