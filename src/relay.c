@@ -124,7 +124,10 @@ static int unwrap_up(relay_xform *x, uint8_t *buf, size_t len, size_t *out)
 
 /* TG_DOWN: lays out the payload slots of as many records as fit in
  * buf[0..cap) (at most RELAY_SLOTS), each sized by the ramp as if the ones
- * before it were full, which they are whenever a later one gets a byte. */
+ * before it were full, which they are whenever a later one gets a byte.
+ * Only the first slot may be cut short by the block's end: a short record
+ * after a full one (16379 then 59 bytes in a 16 KiB block) is a shape Go's
+ * TLS stack never sends. */
 static size_t down_slots(const relay_xform *x, uint8_t *buf, size_t cap, struct iovec *iov)
 {
     uint32_t records = *x->tx_records;
@@ -132,8 +135,11 @@ static size_t down_slots(const relay_xform *x, uint8_t *buf, size_t cap, struct 
     size_t at = 0, n = 0;
     while (n < RELAY_SLOTS && cap - at > FAKETLS_HEADER_LEN) {
         size_t room = relay_record_payload_cap(records, bytes);
-        if (room > cap - at - FAKETLS_HEADER_LEN)
+        if (room > cap - at - FAKETLS_HEADER_LEN) {
+            if (n > 0)
+                break;
             room = cap - at - FAKETLS_HEADER_LEN;
+        }
         iov[n].iov_base = buf + at + FAKETLS_HEADER_LEN;
         iov[n].iov_len = room;
         at += FAKETLS_HEADER_LEN + room;

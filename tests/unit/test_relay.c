@@ -210,11 +210,15 @@ TEST(relay_tg_down_batches_after_a_full_read)
     crypto_ctr_apply(&r1, plain, plain_len);
     crypto_ctr_apply(&r2, plain, plain_len);
     CHECK_MEM(plain, src, sizeof src);
-    int full = 0;
+    int full = 0, runts = 0;
     for (int i = 0; i < got; i++) {
         CHECK_MSG(lens[i] <= FAKETLS_TX_MAX_PAYLOAD, "record %d: %zu bytes", i, lens[i]);
         full += lens[i] == FAKETLS_TX_MAX_PAYLOAD;
+        /* a short record right after a full one that is not the end of a
+         * read: the 16 KiB block's tail must not become a runt record */
+        runts += i > 0 && i + 1 < got && lens[i] < 100 && lens[i - 1] == FAKETLS_TX_MAX_PAYLOAD;
     }
+    CHECK_MSG(runts == 0, "%d runt records after full ones", runts);
     CHECK_MSG(full >= 8, "only %d full records of %d", full, got);
     CHECK(p.in_use_peak >= 1);
     CHECK_EQ_INT(p.bytes_in_use, 0);
