@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "crypto_sha256ni.h"
 #include "crypto_x25519.h"
 #include "crypto_x86ni.h"
 
@@ -27,13 +28,22 @@ static void burn_stack(void)
     __asm__ volatile("" : : "r"(area) : "memory");
 }
 
+/* SHA-NI when the CPU has it, else BearSSL's portable code: same bytes. */
+static const br_hash_class *sha256_class(void)
+{
+    const br_hash_class *vt = crypto_sha256ni_get_vtable();
+
+    return vt != NULL ? vt : &br_sha256_vtable;
+}
+
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
     br_sha256_context ctx;
+    const br_hash_class *vt = sha256_class();
 
-    br_sha256_init(&ctx);
-    br_sha256_update(&ctx, data, len);
-    br_sha256_out(&ctx, out);
+    vt->init(&ctx.vtable);
+    vt->update(&ctx.vtable, data, len);
+    vt->out(&ctx.vtable, out);
     /* A message shorter than a block (obfs2 hashes material || key, 48
      * bytes) stays whole in ctx.buf. */
     crypto_wipe(&ctx, sizeof ctx);
@@ -44,7 +54,7 @@ void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 
 void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len)
 {
-    br_hmac_key_init(&h->key, &br_sha256_vtable, key, key_len);
+    br_hmac_key_init(&h->key, sha256_class(), key, key_len);
     br_hmac_init(&h->ctx, &h->key, 0);
     burn_stack();
 }
