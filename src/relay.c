@@ -29,6 +29,9 @@
 /* Payload runs handled per parse of the client's records (more just means
  * another parse call). */
 #define RELAY_SPANS 32
+/* Client payload runs shorter than this are moved and transformed later,
+ * together with what follows them. */
+#define RELAY_SMALL_RUN 256
 /* Reads per relay_pump call while each fills its block: bounds the time one
  * busy connection holds the loop. */
 #define RELAY_ROUNDS 4
@@ -101,23 +104,34 @@ static void apply_streams(const relay_xform *x, uint8_t *dst, const uint8_t *src
 
 /* TG_UP: the client's records in buf[0..len) become their payload at
  * buf[0..*out), decrypted and re-encrypted in the same pass that strips the
- * headers. -1 on broken framing. */
+ * headers. Runs shorter than RELAY_SMALL_RUN are only moved, and the key
+ * streams go over them in one call later with what follows: a client
+ * sending tiny records must not cost a key schedule per record. -1 on
+ * broken framing. */
 static int unwrap_up(relay_xform *x, uint8_t *buf, size_t len, size_t *out)
 {
     faketls_span spans[RELAY_SPANS];
-    size_t r = 0, w = 0;
+    size_t r = 0, w = 0, pend = 0;   /* buf[pend..w): moved, not yet transformed */
     while (r < len) {
         size_t count = 0, used = 0;
         int rc = faketls_rx_spans(x->rx, buf + r, len - r, spans, RELAY_SPANS, &count, &used,
                                   &x->why);
         for (size_t i = 0; i < count; i++) {
-            apply_streams(x, buf + w, buf + r + spans[i].off, spans[i].len);
+            const uint8_t *src = buf + r + spans[i].off;
+            if (spans[i].len < RELAY_SMALL_RUN) {
+                memmove(buf + w, src, spans[i].len);
+            } else {
+                apply_streams(x, buf + pend, buf + pend, w - pend);
+                apply_streams(x, buf + w, src, spans[i].len);
+                pend = w + spans[i].len;
+            }
             w += spans[i].len;
         }
         if (rc < 0)
             return -1;
         r += used;
     }
+    apply_streams(x, buf + pend, buf + pend, w - pend);
     *out = w;
     return 0;
 }
