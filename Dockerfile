@@ -9,19 +9,27 @@
 # registry is reachable, make the base with ci/make-base.sh (debootstrap from
 # the local apt mirror) and build with --build-arg BASE=tgfront-builder-base:bookworm
 # (./build.sh image does both).
+#
+# Architectures: the builder always runs on the build machine's platform and
+# cross-builds for TARGETARCH, so no arm64 code runs in an arm64 build:
+#   docker buildx build --platform linux/arm64 -t tgfront:arm64 .
+# (out/arm64/tgfront, Debian's arm64 packages; build/image-arch.sh).
+# ./build.sh image arm64 does the same with podman or docker.
 ARG BASE=debian:bookworm
 
-FROM ${BASE} AS builder
+FROM --platform=$BUILDPLATFORM ${BASE} AS builder
+ARG TARGETARCH
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 # Prerequisites first, in their own layer (cached while build/ is unchanged):
-# compilers and BearSSL's source, s6/execline/busybox/CA certificates, Caddy
-# from Debian testing.
+# compilers and BearSSL's source (and the cross compiler), s6/execline/busybox/
+# CA certificates (and their TARGETARCH packages), Caddy from Debian testing.
 COPY build.sh Makefile ./
 COPY build/ build/
-RUN sh -ec '. build/daemon.sh; daemon_setup; . build/image.sh; image_prereqs; mkdir -p out/cache; image_caddy_fetch'
+RUN IMAGE_ARCH="$TARGETARCH" sh -ec '. build/daemon.sh; daemon_setup; . build/image.sh; image_arch_daemon_prereqs; image_prereqs; mkdir -p out/cache; image_caddy_fetch'
 COPY . .
-RUN ./build.sh rootfs
+# The root lands in out/rootfs/ whatever the architecture.
+RUN IMAGE_ROOT=out/rootfs ./build.sh rootfs "$TARGETARCH"
 
 FROM scratch
 COPY --from=builder /src/out/rootfs/ /

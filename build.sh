@@ -9,8 +9,10 @@
 #   ./build.sh arm64      static aarch64 daemon and unit tests in out/arm64/
 #                         (cross-compiled; tests/arm64/run.sh runs them)
 #   ./build.sh fuzz       libFuzzer targets from fuzz/fuzz_*.c into out/fuzz/
-#   ./build.sh rootfs     image root (needs build/image.sh)
-#   ./build.sh image      container image (needs build/image.sh)
+#   ./build.sh rootfs [ARCH]  image root (needs build/image.sh)
+#   ./build.sh image [ARCH]   container image (needs build/image.sh); ARCH
+#                         (or IMAGE_ARCH) arm64 on amd64: cross-built, tagged
+#                         tgfront:arm64, saved as out/tgfront-arm64.tar.gz
 #   ./build.sh demo       build the image and run it on ports 80/443 with
 #                         DOMAIN=localhost and Caddy's internal CA
 #
@@ -21,6 +23,11 @@ set -eu
 cd "$(dirname "$0")"
 
 . ./build/daemon.sh
+# rootfs and image take the image's architecture (Debian's name) as a second
+# word; build/image.sh reads it from IMAGE_ARCH when it is sourced.
+case ${1:-} in
+    rootfs|image) [ -z "${2:-}" ] || IMAGE_ARCH=$2 ;;
+esac
 HAVE_IMAGE=0
 if [ -f build/image.sh ]; then
     # shellcheck disable=SC1091 # optional, written separately
@@ -29,7 +36,7 @@ if [ -f build/image.sh ]; then
 fi
 
 usage() {
-    sed -n '3,16s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,18s/^# \{0,1\}//p' "$0" >&2
 }
 
 need_image() {
@@ -58,12 +65,12 @@ main() {
         fuzz) daemon_fuzz ;;
         rootfs)
             need_image rootfs
-            daemon_build
+            image_arch_daemon
             image_rootfs
             ;;
         image)
             need_image image
-            daemon_build
+            image_arch_daemon
             image_rootfs
             image_build
             ;;

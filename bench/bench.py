@@ -53,7 +53,8 @@ def proc_rss_kib(pid):
 
 
 class Daemon:
-    def __init__(self, binary, dc_port, front_port, secret):
+    def __init__(self, binary, dc_port, front_port, secret, extra=()):
+        """extra: more secrets, written as [secrets] x0, x1, ..."""
         self.dir = tempfile.mkdtemp(prefix="tgf-bench-")
         self.port = free_port()
         cfg = os.path.join(self.dir, "config.toml")
@@ -63,6 +64,9 @@ class Daemon:
                     '[network.timeout]\nidle = "10m"\n'
                     '[datacenters]\n2 = ["127.0.0.1:%d"]\n'
                     % (tgclient.secret_hex(secret), self.port, front_port, dc_port))
+            if extra:
+                f.write("[secrets]\n" + "".join('x%d = "%s"\n' % (i, tgclient.secret_hex(x))
+                                                 for i, x in enumerate(extra)))
         self.log = open(os.path.join(self.dir, "stderr"), "w")
         self.proc = subprocess.Popen([binary, "run", cfg], stderr=self.log)
         deadline = time.monotonic() + 10
@@ -230,12 +234,40 @@ def run_churn(binary, count):
     return out
 
 
+def run_secrets(binary, count, sizes):
+    """Telegram connections with 1, 10, 100... secrets configured: the
+    daemon's CPU per connection. Every hello is checked against every
+    secret (one HMAC-SHA256 each), whichever it proves."""
+    out = {}
+    for n in sizes:
+        secret = tgclient.make_secret(b"bench.example")
+        extra = [tgclient.make_secret(b"bench.example") for _ in range(n - 1)]
+        dc_sink = SinkServer(skip=64)
+        front_sink = SinkServer()
+        d = Daemon(binary, dc_sink.port, front_sink.port, secret, extra)
+        try:
+            time.sleep(0.3)
+            last = extra[-1] if extra else secret
+            dc0 = dc_sink.finished
+            cpu0 = proc_cpu_seconds(d.proc.pid)
+            for _ in range(count):
+                proxied_socket(d.port, last).close()
+            dc_sink.wait_finished(dc0 + count, 30)
+            out[n] = (proc_cpu_seconds(d.proc.pid) - cpu0) / count * 1e6
+        finally:
+            d.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--churn", type=int, default=2000)
+    ap.add_argument("--secrets", default="1,10,100",
+                    help="secret counts for the per-connection cost ('' skips)")
+    ap.add_argument("--secrets-conns", type=int, default=1000)
     a = ap.parse_args()
 
     print("tgfront benchmark: %s, %d MiB per transfer, %d idle connections"
@@ -258,6 +290,12 @@ def main():
         print("  %-8s tgfront CPU %6.1f us per connection; %.3f ms each with the client; "
               "%.2f fronting-target connections each" % (kind, cpu_us, wall_ms, fronts))
     print("  descriptors: 2 per connection at most (client + fronting target, then client + DC)")
+    sizes = [int(x) for x in a.secrets.split(",") if x]
+    if sizes:
+        print("\nnamed secrets (%d Telegram connections each, the last secret proved):"
+              % a.secrets_conns)
+        for n, cpu_us in run_secrets(a.binary, a.secrets_conns, sizes).items():
+            print("  %4d secrets: tgfront CPU %7.1f us per connection" % (n, cpu_us))
 
 
 if __name__ == "__main__":

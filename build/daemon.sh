@@ -84,13 +84,14 @@ daemon_prereqs() {
 
 # Debian packages the aarch64 cross build needs, one per line: the cross gcc,
 # musl for arm64 (multiarch; its aarch64-linux-musl-gcc wraps the cross gcc
-# with musl's specs file) and qemu-user-static to run the unit tests.
+# with musl's specs file) and qemu-user-static to run the unit tests
+# (DAEMON_ARM64_QEMU=0: not wanted, as for the image, which only builds).
 daemon_arm64_missing() {
     command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || echo gcc-aarch64-linux-gnu
     command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || echo binutils-aarch64-linux-gnu
     command -v aarch64-linux-musl-gcc >/dev/null 2>&1 || echo musl-dev:arm64
     [ -f /usr/lib/aarch64-linux-musl/libc.a ] || echo musl-dev:arm64
-    command -v qemu-aarch64-static >/dev/null 2>&1 || echo qemu-user-static
+    [ "${DAEMON_ARM64_QEMU:-1}" = 0 ] || command -v qemu-aarch64-static >/dev/null 2>&1 || echo qemu-user-static
     return 0
 }
 
@@ -369,13 +370,15 @@ daemon_unit() {
 }
 
 # Static aarch64 daemon and unit tests (out/arm64/), cross-compiled; the unit
-# tests run under qemu-user in tests/arm64/run.sh, not here.
+# tests run under qemu-user in tests/arm64/run.sh, not here. Arguments: the
+# make targets (default: all unit; the image needs only all).
 daemon_arm64() {
+    [ $# -gt 0 ] || set -- all unit
     daemon_setup
     daemon_arm64_prereqs
     daemon_need_main
     daemon_bearssl_arm64
-    daemon_make arm64 all unit
+    daemon_make arm64 "$@"
     daemon_check_binary out/arm64/tgfront "ARM aarch64"
 }
 

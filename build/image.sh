@@ -12,6 +12,9 @@
 #                  system's apt setup is not changed) with the libraries it
 #                  links, CA certificates, config-templates/.
 #                  Needs out/musl/tgfront (build.sh runs daemon_build first).
+#                  IMAGE_ARCH=arm64 on an amd64 machine: the same from Debian's
+#                  arm64 packages and out/arm64/tgfront, into out/rootfs-arm64/
+#                  (build/image-arch.sh).
 #   image_build    builds the container image from ./Dockerfile (tag
 #                  $IMAGE_TAG, default tgfront:latest) with docker when
 #                  `docker info` works, else podman (ci/containers.conf). Makes
@@ -22,14 +25,21 @@
 # image_debian_mirror, image_die, image_say.
 #
 # Caches (reused by repeated runs): out/cache/caddy-apt/ (apt lists for
-# testing), out/cache/caddy_*.deb and out/cache/caddy/ (unpacked).
+# testing), out/cache/caddy_*.deb and out/cache/caddy/ (unpacked); for another
+# architecture out/cache/caddy-apt-ARCH/, out/cache/caddy-ARCH/, out/cache/ARCH/.
 
-IMAGE_TAG=${IMAGE_TAG:-tgfront:latest}
 IMAGE_BASE=${IMAGE_BASE:-tgfront-builder-base:bookworm}
 IMAGE_OUT=${IMAGE_OUT:-out}
-IMAGE_ROOT=$IMAGE_OUT/rootfs
 IMAGE_CACHE=$IMAGE_OUT/cache
 IMAGE_CADDY_MIN=2.7
+# IMAGE_ARCH, IMAGE_DAEMON, IMAGE_ROOT, IMAGE_TAG (default tgfront:latest, or
+# tgfront:ARCH for another architecture) and the image_arch_* functions.
+. ./build/image-arch.sh
+if image_arch_is_host; then
+    IMAGE_CADDY_DIR=$IMAGE_CACHE/caddy IMAGE_CADDY_APT=$IMAGE_CACHE/caddy-apt
+else
+    IMAGE_CADDY_DIR=$IMAGE_CACHE/caddy-$IMAGE_ARCH IMAGE_CADDY_APT=$IMAGE_CACHE/caddy-apt-$IMAGE_ARCH
+fi
 
 image_die() {
     echo "image: error: $*" >&2
@@ -60,6 +70,7 @@ image_apt_install() {
 }
 
 image_prereqs() {
+    image_arch_is_host || { image_arch_prereqs; return 0; }
     missing=
     for p in s6 execline busybox-static ca-certificates; do
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -121,7 +132,8 @@ image_caddy_apt_opts() {
     echo "-o Dir::Etc::sourcelist=$dir/sources.list -o Dir::Etc::sourceparts=-" \
         "-o Dir::State::Lists=$dir/lists -o Dir::Cache=$dir/cache" \
         "-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=" \
-        "-o Acquire::Languages=none -o APT::Sandbox::User=root"
+        "-o Acquire::Languages=none -o APT::Sandbox::User=root" \
+        "-o APT::Architecture=$IMAGE_ARCH -o APT::Architectures=$IMAGE_ARCH"
 }
 
 # Version check: "2.11.4-1" >= IMAGE_CADDY_MIN.
@@ -130,8 +142,8 @@ image_caddy_version_ok() {
 }
 
 image_caddy_fetch() {
-    have=$(ls "$IMAGE_CACHE"/caddy_*.deb 2>/dev/null | tail -n 1 || true)
-    if [ -n "$have" ] && [ -x "$IMAGE_CACHE/caddy/usr/bin/caddy" ]; then
+    have=$(ls "$IMAGE_CACHE"/caddy_*_"$IMAGE_ARCH".deb 2>/dev/null | tail -n 1 || true)
+    if [ -n "$have" ] && [ -x "$IMAGE_CADDY_DIR/usr/bin/caddy" ]; then
         return 0
     fi
     command -v dpkg-deb >/dev/null 2>&1 || image_die "dpkg-deb is needed to unpack Caddy"
@@ -139,11 +151,11 @@ image_caddy_fetch() {
     [ -n "$mirror" ] || image_die "cannot find a Debian mirror in /etc/apt sources; Caddy >= $IMAGE_CADDY_MIN comes from Debian testing's binary package"
     keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -r "$keyring" ] || image_apt_install debian-archive-keyring
-    dir=$(pwd)/$IMAGE_CACHE/caddy-apt
+    dir=$(pwd)/$IMAGE_CADDY_APT
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
     echo "deb [signed-by=$keyring] $mirror testing main" >"$dir/sources.list"
     opts=$(image_caddy_apt_opts "$dir")
-    image_say "fetching caddy from Debian testing ($mirror)"
+    image_say "fetching caddy ($IMAGE_ARCH) from Debian testing ($mirror)"
     # shellcheck disable=SC2086 # opts is a list of words by design
     apt-get $opts update >"$dir/update.log" 2>&1 ||
         { cat "$dir/update.log" >&2; image_die "apt-get update for Debian testing failed"; }
@@ -154,10 +166,10 @@ image_caddy_fetch() {
     # shellcheck disable=SC2086
     (cd "$IMAGE_CACHE" && apt-get $opts download "caddy=$ver" >"$dir/download.log" 2>&1) ||
         { cat "$dir/download.log" >&2; image_die "apt-get download caddy=$ver failed"; }
-    deb=$(ls "$IMAGE_CACHE"/caddy_*.deb | tail -n 1)
-    rm -rf "$IMAGE_CACHE/caddy"
-    dpkg-deb -x "$deb" "$IMAGE_CACHE/caddy" || image_die "cannot unpack $deb"
-    [ -x "$IMAGE_CACHE/caddy/usr/bin/caddy" ] || image_die "$deb has no usr/bin/caddy"
+    deb=$(ls "$IMAGE_CACHE"/caddy_*_"$IMAGE_ARCH".deb | tail -n 1)
+    rm -rf "$IMAGE_CADDY_DIR"
+    dpkg-deb -x "$deb" "$IMAGE_CADDY_DIR" || image_die "cannot unpack $deb"
+    [ -x "$IMAGE_CADDY_DIR/usr/bin/caddy" ] || image_die "$deb has no usr/bin/caddy"
     image_say "caddy $ver unpacked"
 }
 
@@ -166,6 +178,7 @@ image_caddy_fetch() {
 # Copies SRC to ROOT/DEST and every shared library ldd lists for it (at the
 # same absolute paths, symlinks resolved).
 image_install_elf() {
+    image_arch_is_host || { image_arch_install_elf "$@"; return 0; }
     src=$1 dest=$2 root=$3
     mkdir -p "$root/$(dirname "$dest")"
     cp -L "$src" "$root/$dest"
@@ -179,6 +192,7 @@ image_install_elf() {
 }
 
 image_add_skaware() {
+    image_arch_is_host || { image_arch_add_skaware "$@"; return 0; }
     root=$1
     for b in $(dpkg -L s6 | grep '^/usr/bin/'); do
         [ -f "$b" ] && image_install_elf "$b" "$b" "$root"
@@ -193,6 +207,7 @@ image_add_skaware() {
 
 # busybox (static) and a link for each applet that no other binary provides.
 image_add_busybox() {
+    image_arch_is_host || { image_arch_add_busybox "$@"; return 0; }
     root=$1
     mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin"
     cp /bin/busybox "$root/bin/busybox"
@@ -203,10 +218,10 @@ image_add_busybox() {
 
 image_add_caddy() {
     root=$1
-    image_install_elf "$IMAGE_CACHE/caddy/usr/bin/caddy" /usr/bin/caddy "$root"
-    [ -r "$IMAGE_CACHE/caddy/usr/share/doc/caddy/copyright" ] &&
+    image_install_elf "$IMAGE_CADDY_DIR/usr/bin/caddy" /usr/bin/caddy "$root"
+    [ -r "$IMAGE_CADDY_DIR/usr/share/doc/caddy/copyright" ] &&
         mkdir -p "$root/usr/share/doc/caddy" &&
-        cp "$IMAGE_CACHE/caddy/usr/share/doc/caddy/copyright" "$root/usr/share/doc/caddy/"
+        cp "$IMAGE_CADDY_DIR/usr/share/doc/caddy/copyright" "$root/usr/share/doc/caddy/"
     # Go's resolver order; Caddy's file_server content types.
     [ -r /etc/mime.types ] && cp /etc/mime.types "$root/etc/mime.types"
     return 0
@@ -221,6 +236,7 @@ image_add_certs() {
 
 # Checks the assembled root: every dynamic binary finds its libraries there.
 image_check_root() {
+    image_arch_is_host || { image_arch_check_root "$@"; return 0; }
     root=$1
     for b in "$root/usr/bin/caddy" "$root/usr/bin/s6-svscan" "$root/usr/lib/execline/bin/fdmove"; do
         LC_ALL=C ldd "$b" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
@@ -235,11 +251,12 @@ image_check_root() {
 }
 
 image_rootfs() {
-    [ -x "$IMAGE_OUT/musl/tgfront" ] || image_die "$IMAGE_OUT/musl/tgfront missing (run ./build.sh daemon first)"
+    image_arch_check
+    [ -x "$IMAGE_DAEMON" ] || image_die "$IMAGE_DAEMON missing (run ./build.sh rootfs $IMAGE_ARCH)"
     image_prereqs
     mkdir -p "$IMAGE_CACHE"
     image_caddy_fetch
-    tmp=$IMAGE_OUT/rootfs.tmp
+    tmp=$IMAGE_ROOT.tmp
     rm -rf "$tmp"
     mkdir -p "$tmp"
     # The tree's rootfs/ (init, services, site, passwd/group), then binaries.
@@ -247,8 +264,8 @@ image_rootfs() {
     mkdir -p "$tmp/etc/tgfront" "$tmp/data" "$tmp/run" "$tmp/tmp" "$tmp/proc" "$tmp/sys" "$tmp/dev"
     chmod 1777 "$tmp/tmp"
     cp config-templates/tgfront.toml.tmpl config-templates/Caddyfile.tmpl "$tmp/etc/tgfront/"
-    install -m 0755 "$IMAGE_OUT/musl/tgfront" "$tmp/usr/bin/tgfront" 2>/dev/null ||
-        { mkdir -p "$tmp/usr/bin"; install -m 0755 "$IMAGE_OUT/musl/tgfront" "$tmp/usr/bin/tgfront"; }
+    install -m 0755 "$IMAGE_DAEMON" "$tmp/usr/bin/tgfront" 2>/dev/null ||
+        { mkdir -p "$tmp/usr/bin"; install -m 0755 "$IMAGE_DAEMON" "$tmp/usr/bin/tgfront"; }
     image_add_skaware "$tmp"
     image_add_busybox "$tmp"
     image_add_caddy "$tmp"
@@ -327,10 +344,12 @@ image_build() {
         image_say "neither a working docker nor podman found: skipping the image (rootfs is in $IMAGE_ROOT)"
         return 0
     fi
+    image_arch_check
     image_base
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    image_say "building $IMAGE_TAG with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
-    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" -t "$IMAGE_TAG"
+    image_say "building $IMAGE_TAG ($IMAGE_ARCH) with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
+    # shellcheck disable=SC2046 # a list of options
+    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" -t "$IMAGE_TAG" $(image_arch_build_opts)
     if [ "$ENGINE" = podman ]; then
         # host network: apt inside the builder uses this machine's mirror;
         # docker format keeps HEALTHCHECK; --pull=never: no registry here.
@@ -340,6 +359,7 @@ image_build() {
     fi
     $ENGINE "$@" . || image_die "$ENGINE build failed"
     image_say "image $IMAGE_TAG built"
+    image_arch_save
 }
 
 # image_engine_ensure: installs podman and runc (Debian) when neither a

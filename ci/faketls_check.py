@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Image smoke test helper: a FakeTLS client using SECRET connects to the
 proxy, asks for DC 2, and must reach a fake datacenter (started here, on the
-address TG_DATACENTERS points at) and round-trip random data.
+address TG_DATACENTERS points at) and round-trip random data. Then the
+hybrid group (issue 7): a browser-like hello offering X25519MLKEM768 reaches
+the image's Caddy, which must pick it (its GODEBUG), and a FakeTLS hello of
+that kind must get the same group from tgfront once it has learned the site.
 
 Run inside the container's network namespace:
   faketls_check.py --secret S --proxy 127.0.0.1:443 --dc-listen 127.0.0.1:4430
@@ -14,8 +17,37 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "probes"))
 import fakedc  # noqa: E402
+import socket  # noqa: E402
+import tdlib_tls  # noqa: E402
 import tgclient  # noqa: E402
+import time  # noqa: E402
+
+
+def check_hybrid(addr, key, host):
+    """None, or what is wrong with the X25519MLKEM768 answers."""
+    with socket.create_connection(addr, 10) as s:
+        s.sendall(tdlib_tls.build_hello("mlkem", host))
+        sh, _ = tdlib_tls.read_flight(s)
+    _, _, group, share, _, _ = tdlib_tls.parse_server_hello(sh)
+    if (group, len(share)) != (0x11EC, 1120):
+        return "the site picked group 0x%04x (%d-byte share) for a hybrid hello: Caddy's GODEBUG?" % (
+            group or 0, len(share))
+    deadline = time.monotonic() + 20
+    while True:
+        hello = tdlib_tls.build_hello("mlkem", host, key=key)
+        with socket.create_connection(addr, 10) as s:
+            s.sendall(hello)
+            ans = tdlib_tls.read_like_tdlib(s, hello, key)
+        sh = ans[:5 + int.from_bytes(ans[3:5], "big")]
+        _, _, group, share, _, _ = tdlib_tls.parse_server_hello(sh)
+        if (group, len(share)) == (0x11EC, 1120):
+            return None
+        if time.monotonic() > deadline:
+            return "tgfront answers a hybrid hello with group 0x%04x after 20 s" % group
+        time.sleep(1)
 
 
 def hostport(text):
@@ -54,7 +86,12 @@ def main():
         if abs(seen[0].dc) != a.dc:
             print("FAIL: the fake datacenter saw DC %r, want %d" % (seen[0].dc, a.dc))
             return 1
-        print("round-tripped %d bytes through DC %d" % (total, a.dc))
+        err = check_hybrid(hostport(a.proxy), key, host)
+        if err:
+            print("FAIL: " + err)
+            return 1
+        print("round-tripped %d bytes through DC %d; site and FakeTLS answer pick X25519MLKEM768"
+              % (total, a.dc))
         return 0
     except Exception as e:  # report any failure as one line
         print("FAIL: %s: %s" % (type(e).__name__, e))

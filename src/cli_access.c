@@ -72,8 +72,9 @@ static void json_escape(const char *in, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static void print_links(const char *key, const char *field, const char *server, unsigned port,
-                        const char *secret, int last)
+/* One link object "key": {...} at indentation in (spaces). */
+static void print_links(const char *in, const char *key, const char *field, const char *server,
+                        unsigned port, const char *secret, int last)
 {
     char q[1024], tg[1200], tme[1200], enc[3700];
     char srv_enc[600];
@@ -84,16 +85,16 @@ static void print_links(const char *key, const char *field, const char *server, 
     snprintf(tme, sizeof tme, "https://t.me/proxy?%s", q);
     char server_json[600];
     json_escape(server, server_json, sizeof server_json);
-    printf("  \"%s\": {\n", key);
-    printf("    \"%s\": \"%s\",\n", field, server_json);
-    printf("    \"port\": %u,\n", port);
-    printf("    \"tg_url\": \"%s\",\n", tg);
+    printf("%s  \"%s\": {\n", in, key);
+    printf("%s    \"%s\": \"%s\",\n", in, field, server_json);
+    printf("%s    \"port\": %u,\n", in, port);
+    printf("%s    \"tg_url\": \"%s\",\n", in, tg);
     url_encode(tg, enc, sizeof enc);
-    printf("    \"tg_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\",\n", enc);
-    printf("    \"tme_url\": \"%s\",\n", tme);
+    printf("%s    \"tg_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\",\n", in, enc);
+    printf("%s    \"tme_url\": \"%s\",\n", in, tme);
     url_encode(tme, enc, sizeof enc);
-    printf("    \"tme_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\"\n", enc);
-    printf("  }%s\n", last ? "" : ",");
+    printf("%s    \"tme_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\"\n", in, enc);
+    printf("%s  }%s\n", in, last ? "" : ",");
 }
 
 static int parse_ip(const char *text, int family, char *out, size_t cap)
@@ -102,6 +103,32 @@ static int parse_ip(const char *text, int family, char *out, size_t cap)
     if (inet_pton(family, text, buf) != 1)
         return -1;
     return inet_ntop(family, buf, out, (socklen_t)cap) ? 0 : -1;
+}
+
+/* The link objects and the "secret" object of secret i, at indentation in;
+ * the caller closes the last line. */
+static void print_secret(const tgf_config *cfg, size_t i, const char *in, unsigned port,
+                         const char *v4, const char *v6, int hex)
+{
+    tg_secret s = cfg->secret;
+    memcpy(s.key, cfg->secret_keys[i], SECRET_KEY_LEN);
+    char shex[2 * (1 + SECRET_KEY_LEN + SECRET_HOST_MAX) + 8], sb64[sizeof shex];
+    secret_format_hex(&s, shex, sizeof shex);
+    secret_format_base64url(&s, sb64, sizeof sb64);
+    secret_wipe(&s);
+    const char *link_secret = hex ? shex : sb64;
+    /* No address from flags or config: the secret's hostname is the server
+     * (never an IP-echo service). */
+    if (v4[0])
+        print_links(in, "ipv4", "ip", v4, port, link_secret, 0);
+    if (v6[0])
+        print_links(in, "ipv6", "ip", v6, port, link_secret, 0);
+    if (!v4[0] && !v6[0])
+        print_links(in, "hostname", "host", cfg->secret.host, port, link_secret, 0);
+    printf("%s  \"secret\": {\n%s    \"hex\": \"%s\",\n%s    \"base64\": \"%s\"\n%s  }", in, in,
+           shex, in, sb64, in);
+    crypto_wipe(shex, sizeof shex);
+    crypto_wipe(sb64, sizeof sb64);
 }
 
 int cli_access(int argc, char **argv)
@@ -159,23 +186,18 @@ int cli_access(int argc, char **argv)
     if (!ip6 && cfg.have_public_ipv6)
         net_format_ip((const struct sockaddr *)&cfg.public_ipv6, v6, sizeof v6);
 
-    char shex[2 * (1 + SECRET_KEY_LEN + SECRET_HOST_MAX) + 8], sb64[sizeof shex];
-    secret_format_hex(&cfg.secret, shex, sizeof shex);
-    secret_format_base64url(&cfg.secret, sb64, sizeof sb64);
-    const char *link_secret = hex ? shex : sb64;
-
-    /* No address from flags or config: the secret's hostname is the server
-     * (never an IP-echo service). */
+    /* mtg's shape for the first secret, then every secret by name. */
     printf("{\n");
-    if (v4[0])
-        print_links("ipv4", "ip", v4, port, link_secret, 0);
-    if (v6[0])
-        print_links("ipv6", "ip", v6, port, link_secret, 0);
-    if (!v4[0] && !v6[0])
-        print_links("hostname", "host", cfg.secret.host, port, link_secret, 0);
-    printf("  \"secret\": {\n    \"hex\": \"%s\",\n    \"base64\": \"%s\"\n  }\n}\n", shex, sb64);
-    crypto_wipe(shex, sizeof shex);
-    crypto_wipe(sb64, sizeof sb64);
+    print_secret(&cfg, 0, "", port, v4, v6, hex);
+    printf(",\n  \"secrets\": {\n");
+    for (size_t i = 0; i < cfg.secret_count; i++) {
+        printf("    \"%s\": {\n", cfg.secrets[i].name);
+        print_secret(&cfg, i, "    ", port, v4, v6, hex);
+        printf("\n    }%s\n", i + 1 < cfg.secret_count ? "," : "");
+    }
+    printf("  }\n}\n");
+    crypto_wipe(cfg.secret_keys, sizeof cfg.secret_keys);
+    crypto_wipe(cfg.secret_hmac, sizeof cfg.secret_hmac);
     secret_wipe(&cfg.secret);
     return CLI_EXIT_OK;
 }

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "netutil.h"
 #include "server.h"
+#include "site_doctor.h"
 
 #define DOCTOR_TIMEOUT_MS 10000
 #define HEALTH_TIMEOUT_MS 2000
@@ -129,6 +130,8 @@ int cli_doctor(int argc, char **argv)
     failed |= check_dcs(&cfg);
     printf("Fronting target\n");
     failed |= check_fronting(&cfg);
+    printf("Site's TLS answer (what the FakeTLS answer copies)\n");
+    failed |= site_doctor(&cfg);
     printf("SNI and DNS\n");
     failed |= check_sni_dns(&cfg);
     secret_wipe(&cfg.secret);

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "log.h"
 #include "server.h"
+#include "site_probe.h"
 
 /* --user NAME or UID[:GID]: switch after binding so :443 needs root only at
  * start. Returns 0 or -1 with a message printed. */
@@ -90,7 +91,29 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
     return 0;
 }
 
-static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
+/* The site's TLS answer is learned in the background (site_probe.h); until
+ * then, and without it, the answer has the default shape. */
+static void start_site_profile(const tgf_config *cfg, server *s, site_store *site,
+                               site_prober *prober)
+{
+    if (!cfg->site_profile_enabled) {
+        log_info("site", "site-profile disabled: the FakeTLS answer keeps the default shape");
+        return;
+    }
+    if (site_store_init(site) < 0)
+        return;
+    s->env.site = site;
+    s->metrics.site = site;
+    log_info("site", "learning the site's TLS answer; until then it is sized for a Let's "
+                     "Encrypt ECDSA chain");
+    site_target t;
+    site_target_init(&t, cfg, s->front_addrs, s->front_count);
+    if (site_prober_start(prober, site, &t, cfg->site_refresh_s, cfg->site_check_s) < 0)
+        log_warn("site", "cannot start the site prober: %s", strerror(errno));
+}
+
+/* path: the file SIGHUP re-reads (NULL for simple-run). */
+static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const char *path)
 {
     log_set_level(cfg->debug ? LOG_DEBUG : LOG_INFO);
     static server s;   /* large; static keeps it off the stack */
@@ -100,6 +123,7 @@ static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
         server_destroy(&s);
         return CLI_EXIT_USAGE;
     }
+    s.config_path = path;
     if (opts->user && drop_privileges(opts->user) < 0) {
         server_destroy(&s);
         return CLI_EXIT_USAGE;
@@ -108,7 +132,11 @@ static int run_server(const tgf_config *cfg, const cli_run_opts *opts)
      * that starts dependents on readiness never sees a start that then
      * fails. */
     report_ready(opts->ready_fd);
+    static site_store site;
+    site_prober prober = { .started = 0 };
+    start_site_profile(cfg, &s, &site, &prober);
     int rc = server_run(&s);
+    site_prober_stop(&prober);
     server_destroy(&s);
     return rc;
 }
@@ -142,7 +170,7 @@ int cli_run(int argc, char **argv)
     static tgf_config cfg;
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, path);
 }
 
 static const char simple_usage[] =
@@ -279,5 +307,5 @@ int cli_simple_run(int argc, char **argv)
         secret_wipe(&cfg.secret);
         return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
-    return run_server(&cfg, &opts);
+    return run_server(&cfg, &opts, NULL);
 }

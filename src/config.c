@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_secrets.h"
 #include "crypto.h"
 #include "log.h"
 #include "toml.h"
@@ -734,6 +735,11 @@ static const key_def keys[] = {
     { KEY("network.client-keep-alive", "count"),
       AT_U32(client_keepalive_count, 1, 127, CLIENT_KEEPALIVE_COUNT) },
 
+    /* The site's TLS answer (site_probe.h): a check is one connection. */
+    { KEY("site-profile", "enabled"), AT_BOOL(site_profile_enabled, 1) },
+    { KEY("site-profile", "refresh"), AT_SECS(site_refresh_s, SEC, 7 * 24 * HOUR, 3 * HOUR) },
+    { KEY("site-profile", "check"), AT_SECS(site_check_s, SEC, 24 * HOUR, 10 * MIN) },
+
     /* Anti-replay is on unless disabled: safer than mtg's omitted = false. */
     { KEY("defense.anti-replay", "enabled"), AT_BOOL(antireplay_enabled, 1) },
     { KEY("defense.anti-replay", "max-size"), AT_BYTES(antireplay_max_size, KIB, GIB, KIB * KIB) },
@@ -1071,6 +1077,12 @@ static int apply_entry(load_ctx *c, const toml_entry *e)
         snprintf(display, sizeof display, "%s", e->key);
     c->cur_key = display;
 
+    /* [secrets] and [secret-limits.NAME]: config_secrets.c */
+    char own_msg[400];
+    int own = config_secrets_entry(c->cfg, e, own_msg, sizeof own_msg);
+    if (own != 0)
+        return own < 0 ? cfail(c, e->line, "%s", own_msg) : 0;
+
     if (!table_known(e->table)) {
         suggest_table(e->table, hint, sizeof hint);
         return cfail(c, e->line, "unknown table [%s]%s", e->table, hint);
@@ -1183,7 +1195,11 @@ int config_set(tgf_config *cfg, const char *key, const char *text, const char *o
     int rc = convert(&c, k, &tv, &v);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    return apply_value(&c, k, &v, via_alias, 1);
+    if (apply_value(&c, k, &v, via_alias, 1) < 0)
+        return -1;
+    if (k->check == set_secret)
+        config_secrets_single(cfg);   /* simple-run: the one secret is "default" */
+    return 0;
 }
 
 /* ---- whole-document checks ------------------------------------------ */
@@ -1191,7 +1207,7 @@ int config_set(tgf_config *cfg, const char *key, const char *text, const char *o
 static int check_table_header(load_ctx *c, const toml_table *t)
 {
     char hint[200];
-    if (table_known(t->name))
+    if (table_known(t->name) || config_secrets_table(t->name))
         return 0;
     suggest_table(t->name, hint, sizeof hint);
     return cfail(c, t->line, "unknown table [%s]%s", t->name, hint);
@@ -1200,9 +1216,11 @@ static int check_table_header(load_ctx *c, const toml_table *t)
 static int finish(load_ctx *c)
 {
     tgf_config *cfg = c->cfg;
-    if (key_line(c, "", "secret") == 0)
-        return cfail(c, 1, "missing required key 'secret' (at the top, before any [table]; "
-                     "generate one with 'tgfront generate-secret HOSTNAME')");
+    char own_msg[400];
+    int own_line;
+    if (config_secrets_finish(cfg, key_line(c, "", "secret"), own_msg, sizeof own_msg,
+                              &own_line) < 0)
+        return cfail(c, own_line, "%s", own_msg);
     if (key_line(c, "", "bind-to") == 0)
         return cfail(c, 1, "missing required key 'bind-to' (at the top, before any [table]; "
                      "e.g. bind-to = \"0.0.0.0:443\")");
@@ -1261,6 +1279,7 @@ int config_load_string(const char *text, size_t len, const char *name,
     toml_free(doc);
     if (rc < 0) {
         secret_wipe(&cfg->secret);
+        config_secrets_wipe(cfg);
         return -1;
     }
     return 0;

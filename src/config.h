@@ -9,10 +9,26 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "crypto.h"
 #include "dc.h"
 #include "secret.h"
 
 #define CONFIG_HOST_MAX 255
+
+/* Named secrets (tgfront's own [secrets] and [secret-limits.NAME];
+ * config_secrets.c). mtg's single secret is the one named "default". */
+#define CONFIG_SECRETS_MAX 256        /* each costs one HMAC per hello */
+#define CONFIG_SECRET_NAME_MAX 32     /* [A-Za-z0-9_-], a metric label */
+
+typedef struct {
+    char name[CONFIG_SECRET_NAME_MAX + 1];
+    int has_key;                      /* 0 while only limits named it */
+    int limits_line;                  /* its [secret-limits.NAME], for messages */
+    uint32_t max_connections;         /* concurrent Telegram relays; 0 = no limit */
+    int64_t expires;                  /* Unix seconds; 0 = never */
+    uint64_t quota_bytes;             /* both directions per period; 0 = none */
+    uint64_t quota_period_s;          /* default 30 days; windows aligned on Unix time */
+} config_secret;
 
 typedef struct {
     int debug;
@@ -46,6 +62,12 @@ typedef struct {
     int client_keepalive_disabled;
     uint32_t client_keepalive_idle_s, client_keepalive_interval_s, client_keepalive_count;
 
+    /* [site-profile] (tgfront's own): learning the site's TLS answer
+     * (site_probe.h); on by default, full refresh every 3 h, a
+     * one-connection check every 10 min. */
+    int site_profile_enabled;
+    uint32_t site_refresh_s, site_check_s;
+
     /* [defense.anti-replay]: on unless enabled = false (safer than mtg). */
     int antireplay_enabled;
     uint64_t antireplay_max_size;        /* bytes, default 1 MiB */
@@ -66,7 +88,18 @@ typedef struct {
      * client, so DC -> client bytes are relayed without AES (README: the
      * trade-off). Off by default. */
     int fast_mode;
+
+    /* Every secret a hello may prove, mtg's `secret` first (as "default"),
+     * then [secrets] in file order; secret_keys[i] is secrets[i]'s key and
+     * all share secret.host. secret (above) is secrets[0] with the host. */
+    size_t secret_count;
+    config_secret secrets[CONFIG_SECRETS_MAX];
+    uint8_t secret_keys[CONFIG_SECRETS_MAX][SECRET_KEY_LEN];
+    crypto_hmac_key secret_hmac[CONFIG_SECRETS_MAX];   /* prepared from secret_keys */
 } tgf_config;
+
+/* The index of the secret named name, or -1. */
+int config_secret_find(const tgf_config *cfg, const char *name);
 
 /* Sets every default (as documented in README). The secret and bind-to are
  * left unset; config_load_* require them. */

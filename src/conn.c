@@ -10,19 +10,23 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "config_ref.h"
 #include "crypto.h"
 #include "faketls.h"
 #include "log.h"
+#include "mlkem_shape.h"
 #include "netutil.h"
 #include "obfs2.h"
 #include "proxyproto.h"
 #include "relay.h"
+#include "secret_usage.h"
 
 typedef enum {
     CS_PROXY_HEADER,
@@ -37,11 +41,6 @@ typedef enum {
 /* The peer socket (pw) is, in turn, the early fronting connection and then,
  * for a proven client, the DC connection. */
 typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
-
-/* ServerHello application-data size when nothing better is known: what mtg
- * sends without doppelganger samples (2500..4699 bytes). */
-#define SH_APPDATA_MIN 2500
-#define SH_APPDATA_SPREAD 2200
 
 /* After our PROXY header, the client's first bytes wait this long, so the
  * site reads the header on its own, as from a load balancer that opened the
@@ -64,6 +63,14 @@ typedef enum { PEER_NONE, PEER_FRONT, PEER_DC } peer_kind;
 
 struct conn {
     const conn_env *env;
+    /* The configuration at accept, held until conn_release: a reload does
+     * not change what an established connection runs with. */
+    const tgf_config *cfg;
+    /* The secret the client proved (index into cfg's secrets), once
+     * admitted: its usage slot, and the relay bytes already counted. */
+    usage_slot *sec;
+    uint32_t sec_index;
+    uint64_t sec_seen[2];        /* by metrics_direction */
     loop_watch cw;               /* client socket */
     loop_watch pw;               /* fronting or DC socket; fd -1 if none */
     conn_state state;
@@ -159,6 +166,24 @@ static void release_blocks(conn *c)
     c->hs = c->up.buf = c->down.buf = NULL;
 }
 
+/* ---------- the secret's numbers ---------- */
+
+/* Adds the relay bytes written since the last call to the secret's
+ * traffic and quota; the same bytes the DC's traffic counts (from the
+ * moment the DC answered). */
+static void account_secret(conn *c)
+{
+    if (c->sec == NULL || c->state != CS_RELAY)
+        return;
+    uint64_t now[2];
+    now[METRICS_FROM_CLIENT] = c->up.bytes;
+    now[METRICS_TO_CLIENT] = c->down.bytes;
+    for (int d = 0; d < 2; d++) {
+        secret_usage_add(c->sec, d, now[d] - c->sec_seen[d]);
+        c->sec_seen[d] = now[d];
+    }
+}
+
 /* ---------- teardown ---------- */
 
 void conn_close(conn *c, close_reason reason)
@@ -166,6 +191,9 @@ void conn_close(conn *c, close_reason reason)
     if (closed(c))
         return;
     const close_reason_info *how = close_reason_get(reason);
+    account_secret(c);
+    if (c->sec != NULL)
+        secret_usage_release(c->sec);
     c->reason = reason;
     c->state = CS_CLOSED;
     close_fd(c->env->loop, &c->cw, how->rst_client);
@@ -196,6 +224,7 @@ static void close_reset(conn *c, int client_reset);
  * the flow was client -> peer. */
 static void on_relay_status(conn *c, relay_status st, int from_client)
 {
+    account_secret(c);
     switch (st) {
     case RELAY_OK:
         return;
@@ -386,7 +415,7 @@ static void front_lost(conn *c)
  * byte, as a load balancer in front of a stock server would. */
 static void queue_front_header(conn *c)
 {
-    if (!c->env->cfg->fronting_proxy_protocol || c->peer_connecting || !c->addr_known ||
+    if (!c->cfg->fronting_proxy_protocol || c->peer_connecting || !c->addr_known ||
         c->hdr_len)
         return;
     struct sockaddr_storage dst;
@@ -498,13 +527,26 @@ static void start_fronting(conn *c)
 
 /* ---------- Telegram path ---------- */
 
+/* The answer is shaped after the site's own answer to this kind of hello
+ * (site_profile.h): its cipher, extension order and key-share group, and
+ * one application-data record as long as its encrypted flight. */
 static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
 {
-    const tgf_config *cfg = c->env->cfg;
-    uint8_t scalar[32], pub[32];
-    uint8_t appdata[SH_APPDATA_MIN + SH_APPDATA_SPREAD];
+    tg_secret key = { .host_len = 0 };
+    uint8_t scalar[32], share[FAKETLS_MLKEM_SERVER_SHARE];
+    site_answer a;
     uint32_t r;
     c->down.buf = block;
+    site_store_pick(c->env->site, h, &a, NULL);
+    uint8_t *pub = share;
+    if (a.sh.group == FAKETLS_GROUP_X25519MLKEM768) {
+        /* The hybrid server share: ML-KEM ciphertext, then X25519. */
+        pub = share + FAKETLS_MLKEM_CT_LEN;
+        if (mlkem_shape_ct(share) < 0) {
+            conn_close(c, CLOSE_INTERNAL);
+            return;
+        }
+    }
     if (crypto_random(scalar, sizeof scalar) < 0 || crypto_random(&r, sizeof r) < 0) {
         crypto_wipe(scalar, sizeof scalar);
         conn_close(c, CLOSE_INTERNAL);
@@ -512,11 +554,18 @@ static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
     }
     crypto_x25519_public(scalar, pub);
     crypto_wipe(scalar, sizeof scalar);
-    size_t app_len = SH_APPDATA_MIN + r % SH_APPDATA_SPREAD;
+    size_t fixed = faketls_shaped_len(h->session_id_len, &a.sh, 0);
+    size_t room = fixed && fixed < POOL_BLOCK_SIZE ? POOL_BLOCK_SIZE - fixed : 0;
+    size_t app_len = site_answer_appdata_len(&a, r, room < FAKETLS_RECORD_MAX ? room
+                                                                              : FAKETLS_RECORD_MAX);
     size_t n = 0;
-    if (crypto_random(appdata, app_len) == 0)
-        n = faketls_build_server_hello(block, POOL_BLOCK_SIZE, h, &cfg->secret, pub, appdata,
-                                       app_len);
+    /* The random record body is drawn where the builder leaves it. */
+    uint8_t *appdata = block + fixed;
+    memcpy(key.key, c->cfg->secret_keys[c->sec_index], SECRET_KEY_LEN);
+    if (fixed && fixed + app_len <= POOL_BLOCK_SIZE && crypto_random(appdata, app_len) == 0)
+        n = faketls_build_shaped(block, POOL_BLOCK_SIZE, h, &key, &a.sh, share, appdata,
+                                 app_len);
+    crypto_wipe(key.key, sizeof key.key);
     if (n == 0) {
         conn_close(c, CLOSE_INTERNAL);
         return;
@@ -531,7 +580,7 @@ static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
  * level), the client gets its own keep-alive and the ServerHello. */
 static void accept_telegram(conn *c, const faketls_hello *h, uint8_t *block)
 {
-    const tgf_config *cfg = c->env->cfg;
+    const tgf_config *cfg = c->cfg;
     drop_peer(c);
     c->addr_next = 0;
     if (cfg->client_keepalive_disabled)
@@ -552,19 +601,66 @@ static void accept_telegram(conn *c, const faketls_hello *h, uint8_t *block)
         process_init(c, c->hs_start);
 }
 
+/* A hello proved a secret but its timestamp is outside the window: the
+ * client's or our clock is wrong. Nobody else can tell them why Telegram
+ * does not connect, so say it (at most every few seconds). */
+static void report_skew(conn *c, const faketls_hello *h, int64_t now)
+{
+    const config_secret *sec = &c->cfg->secrets[h->key_index];
+    int64_t skew = (int64_t)h->timestamp - now;
+    uint64_t more = 0;
+    usage_slot *slot = secret_usage_slot(c->env->usage, sec->name);
+    if (slot != NULL)
+        secret_usage_refuse(slot, USAGE_TIME_SKEW);
+    if (!secret_usage_skew_warn(c->env->usage, skew, now_ms(c), &more))
+        return;
+    char ip[48], tail[80] = "";
+    net_format_ip((const struct sockaddr *)&c->client_addr, ip, sizeof ip);
+    if (more)
+        snprintf(tail, sizeof tail, " (%llu more skewed hellos since the last warning)",
+                 (unsigned long long)more);
+    log_warn("conn", "client %s proved secret '%s' but its clock is %lld s %s ours (tolerance "
+             "%u ms): fronted. Sync the clock: on this server (NTP: chrony, systemd-timesyncd) "
+             "when every client is off, else on the phone or computer (automatic date and "
+             "time); a replay of an old hello looks the same%s", ip, sec->name, (long long)(skew < 0 ? -skew : skew),
+             skew < 0 ? "behind" : "ahead of", c->cfg->tolerate_skew_ms, tail);
+}
+
+/* A proven hello within its secret's limits takes one of its connections
+ * (c->sec); 0. Otherwise -1: the client is fronted like any visitor, since
+ * closing it would tell a prober there is a proxy here. */
+static int admit_secret(conn *c, const faketls_hello *h, int64_t now)
+{
+    const config_secret *sec = &c->cfg->secrets[h->key_index];
+    usage_slot *slot = secret_usage_slot(c->env->usage, sec->name);
+    c->sec_index = h->key_index;
+    if (slot == NULL)
+        return 0;   /* the table is full: served, not counted (refused at reload) */
+    usage_refusal why = secret_usage_admit(slot, sec, now);
+    if (why != USAGE_REFUSED_COUNT) {
+        log_debug("conn", "secret '%s': %s: fronting", sec->name, secret_usage_refusal_name(why));
+        return -1;
+    }
+    c->sec = slot;
+    return 0;
+}
+
 /* The bytes that decide: the client's hello. */
 static void process_hello(conn *c)
 {
     const conn_env *env = c->env;
+    const tgf_config *cfg = c->cfg;
     metrics *m = conn_metrics(c);
     size_t cap = pool_block_size(c->hs);
     faketls_hello h;
     faketls_reason why = FAKETLS_R_NONE;
     if (c->hs_len < c->hs_next_check && c->hs_len < cap)
         return;   /* the record in progress is not complete yet */
-    faketls_result r = faketls_check_client_hello(c->hs + c->hs_start, c->hs_len - c->hs_start,
-                                                  &env->cfg->secret, (int64_t)time(NULL),
-                                                  env->cfg->tolerate_skew_ms, &h, &why);
+    const faketls_keyring ring = { cfg->secret_keys, cfg->secret_count, cfg->secret.host,
+                                   cfg->secret.host_len, cfg->secret_hmac };
+    int64_t now = (int64_t)time(NULL);
+    faketls_result r = faketls_check_client_hello_any(c->hs + c->hs_start, c->hs_len - c->hs_start,
+                                                      &ring, now, cfg->tolerate_skew_ms, &h, &why);
     if (r == FAKETLS_NEED_MORE) {
         c->hs_next_check = c->hs_start + faketls_hello_next_check(c->hs + c->hs_start,
                                                                   c->hs_len - c->hs_start);
@@ -575,6 +671,8 @@ static void process_hello(conn *c)
     }
     if (r == FAKETLS_REJECT) {
         m->handshake_rejected[why]++;
+        if (why == FAKETLS_R_TIME_SKEW)
+            report_skew(c, &h, now);
         log_debug("conn", "not a proxy client (%s): fronting", faketls_reason_name(why));
         start_fronting(c);
         return;
@@ -595,14 +693,20 @@ static void process_hello(conn *c)
         start_fronting(c);
         return;
     }
+    if (admit_secret(c, &h, now) < 0) {
+        pool_put(conn_pool(c), block);
+        start_fronting(c);
+        return;
+    }
     accept_telegram(c, &h, block);
 }
 
 static void finish_init(conn *c)
 {
-    const tgf_config *cfg = c->env->cfg;
+    const tgf_config *cfg = c->cfg;
     int16_t raw_dc = 0;
-    if (obfs2_accept_client(c->init, cfg->secret.key, &c->cli, &raw_dc) != OBFS2_OK) {
+    if (obfs2_accept_client(c->init, cfg->secret_keys[c->sec_index], &c->cli, &raw_dc) !=
+        OBFS2_OK) {
         log_info("conn", "obfuscated handshake failed: unsupported protocol tag");
         conn_close(c, CLOSE_BAD_OBFS2);
         return;
@@ -624,7 +728,7 @@ static void finish_init(conn *c)
     } while (!obfs2_noise_ok(frame));
     if (cfg->fast_mode) {
         uint8_t key[32], iv[16];
-        obfs2_client_tx_material(c->init, cfg->secret.key, key, iv);
+        obfs2_client_tx_material(c->init, cfg->secret_keys[c->sec_index], key, iv);
         obfs2_mirror_material(frame, key, iv);
         crypto_wipe(key, sizeof key);
         crypto_wipe(iv, sizeof iv);
@@ -681,7 +785,7 @@ static void process_init(conn *c, size_t raw_from)
 
 static void dial_next_dc(conn *c)
 {
-    const tgf_config *cfg = c->env->cfg;
+    const tgf_config *cfg = c->cfg;
     dc_addr list[2 * DC_MAX_ADDRS];
     size_t n = dc_addresses(&cfg->dcs, c->dc_num, c->dc_seed, list, 2 * DC_MAX_ADDRS);
     drop_peer(c);
@@ -720,6 +824,8 @@ static void dc_connect_done(conn *c, int err)
     c->deadline_ms = 0;
     c->last_activity_ms = now_ms(c);
     c->dc_slot = metrics_dc_slot_get(m, c->dc_num, c->peer_ip);
+    c->sec_seen[METRICS_FROM_CLIENT] = c->up.bytes;
+    c->sec_seen[METRICS_TO_CLIENT] = c->down.bytes;
     if (c->dc_slot) {
         c->dc_slot->connections++;
         c->dc_counted = 1;
@@ -864,10 +970,12 @@ static relay_xform down_xform(conn *c)
     if (c->state != CS_RELAY)
         return (relay_xform){ .kind = RELAY_COPY };
     /* Fast mode: dc.rx and cli.tx are the same stream at the same offset,
-     * so applying both would cancel out: apply neither. */
-    return (relay_xform){ .kind = RELAY_TG_DOWN, .first = c->fast ? NULL : &c->dc.rx,
-                          .second = c->fast ? NULL : &c->cli.tx,
-                          .tx_records = &c->tx_records, .tx_bytes = &c->tx_bytes };
+     * so applying both would cancel out: apply neither (c->fast stays set
+     * once the close_notify has brought cli.tx up to date: it is the
+     * last record). */
+    return (relay_xform){ .kind = RELAY_TG_DOWN, .first = &c->dc.rx, .second = &c->cli.tx,
+                          .same_streams = c->fast, .tx_records = &c->tx_records,
+                          .tx_bytes = &c->tx_bytes };
 }
 
 static void pump_up(conn *c)
@@ -1004,8 +1112,9 @@ conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *
                  socklen_t len, int over_limit)
 {
     conn *c = memset(mem, 0, sizeof(conn));
-    const tgf_config *cfg = env->cfg;
+    const tgf_config *cfg = config_ref_hold(env->cfg);
     c->env = env;
+    c->cfg = cfg;
     c->cw = (loop_watch){ .fd = fd, .fn = on_client, .ctx = c };
     c->pw = (loop_watch){ .fd = -1, .fn = on_peer, .ctx = c };
     if (len > sizeof c->client_addr)
@@ -1036,9 +1145,15 @@ conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *
     return c;
 }
 
+void conn_release(conn *c)
+{
+    config_ref_drop(c->cfg);
+    c->cfg = NULL;
+}
+
 void conn_tick(conn *c, uint64_t now)
 {
-    const tgf_config *cfg = c->env->cfg;
+    const tgf_config *cfg = c->cfg;
     if (closed(c))
         return;
     if (c->mem_wait) {

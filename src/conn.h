@@ -30,6 +30,8 @@
 #include "metrics.h"
 #include "pool.h"
 #include "replay.h"
+#include "site_profile.h"
+#include "secret_usage.h"
 
 typedef struct conn conn;
 
@@ -37,8 +39,12 @@ typedef struct conn_env {
     loop *loop;
     pool *pool;
     metrics *metrics;
+    /* The configuration new connections get: made by config_ref (each
+     * connection holds it until conn_release), swapped by a reload. */
     const tgf_config *cfg;
     replay_filter *replay;              /* NULL when anti-replay is off */
+    site_store *site;                   /* the site's TLS answer; NULL: default */
+    secret_usage *usage;                /* per-secret numbers and limits */
     const dc_addr *front_addrs;         /* the fronting target, resolved */
     size_t front_count;
     /* The connection was fronted: it no longer counts as a Telegram client. */
@@ -61,6 +67,10 @@ size_t conn_size(void);
  * If the connection closes at once, on_closed has already run on return. */
 conn *conn_start(void *mem, const conn_env *env, int fd, const struct sockaddr *addr,
                  socklen_t len, int over_limit);
+
+/* After on_closed, before freeing the memory: gives back what the
+ * connection held for its whole life (its configuration). */
+void conn_release(conn *c);
 
 /* Timers and retries after memory ran out: call on every tick. */
 void conn_tick(conn *c, uint64_t now_ms);

@@ -59,6 +59,17 @@ void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len)
     burn_stack();
 }
 
+void crypto_hmac_key_init(crypto_hmac_key *k, const uint8_t *key, size_t key_len)
+{
+    br_hmac_key_init(k, sha256_class(), key, key_len);
+    burn_stack();
+}
+
+void crypto_hmac_init_prepared(crypto_hmac *h, const crypto_hmac_key *k)
+{
+    br_hmac_init(&h->ctx, k, 0);
+}
+
 void crypto_hmac_update(crypto_hmac *h, const void *data, size_t len)
 {
     br_hmac_update(&h->ctx, data, len);
@@ -180,6 +191,29 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
         c->stream_used = (uint8_t)len;
     }
     sched_wipe(&k);
+}
+
+void crypto_ctr_skip(crypto_ctr *c, uint64_t n)
+{
+    while (n > 0 && c->stream_used < sizeof c->stream) {
+        c->stream_used++;
+        n--;
+    }
+    if (n == 0)
+        return;
+    /* counter += n / 16, carrying across all 128 bits (big-endian). */
+    uint64_t add = n / 16;
+    for (int i = 15; i >= 0 && add > 0; i--) {
+        uint64_t v = (uint64_t)c->counter[i] + (add & 0xff);
+        c->counter[i] = (uint8_t)v;
+        add = (add >> 8) + (v >> 8);
+    }
+    unsigned rem = (unsigned)(n % 16);
+    if (rem > 0) {
+        uint8_t scratch[16] = { 0 };
+        crypto_ctr_apply(c, scratch, rem);
+        crypto_wipe(scratch, sizeof scratch);
+    }
 }
 
 /* The two-stream pass for this pair, or 0 when they cannot share one. */

@@ -32,6 +32,14 @@ void crypto_hmac_wipe(crypto_hmac *h);
 void crypto_hmac_sha256(const uint8_t *key, size_t key_len, const void *data,
                         size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
 
+/* A key's HMAC-SHA256 inner and outer states, computed once: a key used
+ * again and again (a secret, against every hello) then saves the two
+ * compressions of its padded blocks on each use. Key material: wipe it. */
+typedef br_hmac_key_context crypto_hmac_key;
+void crypto_hmac_key_init(crypto_hmac_key *k, const uint8_t *key, size_t key_len);
+/* crypto_hmac_init with a prepared key. */
+void crypto_hmac_init_prepared(crypto_hmac *h, const crypto_hmac_key *k);
+
 /* Streaming AES-256-CTR with a full 128-bit big-endian counter (the IV is the
  * initial counter). Any sequence of crypto_ctr_apply calls over split input
  * gives the same bytes as one call over the whole input.
@@ -61,6 +69,9 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len);
  * through the AES unit together; otherwise it is exactly that sequence. */
 void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
                        size_t len);
+/* Advances the stream by n bytes without producing them: the same state
+ * as crypto_ctr_apply over n bytes of scratch. */
+void crypto_ctr_skip(crypto_ctr *c, uint64_t n);
 /* crypto_wipe(c, sizeof *c). */
 void crypto_ctr_wipe(crypto_ctr *c);
 /* Which AES implementation crypto_ctr_init picks at run time: "x86ni" or

@@ -20,6 +20,7 @@
 /* Offset of the random in a record (5-byte record header first). */
 #define REC_RANDOM_OFF (FAKETLS_HEADER_LEN + HS_RANDOM_OFF)
 #define EXT_SERVER_NAME 0x0000
+#define EXT_KEY_SHARE 0x0033
 #define SNI_HOST_NAME 0
 
 static const char *const reason_names[FAKETLS_R_COUNT] = {
@@ -180,8 +181,9 @@ static int p_reject(parser *p, faketls_reason r)
 
 static int is_grease(size_t cs) { return (cs & 0x0f0f) == 0x0a0a; }
 
-/* cipher_suites<2..2^16-2>: picks the first non-GREASE suite. */
-static int parse_ciphers(parser *p, uint16_t *chosen)
+/* cipher_suites<2..2^16-2>: picks the first non-GREASE suite and notes
+ * which TLS 1.3 suites are offered (the site's choice is used if offered). */
+static int parse_ciphers(parser *p, uint16_t *chosen, uint8_t *tls13)
 {
     size_t len, cs;
     int found = 0;
@@ -191,6 +193,8 @@ static int parse_ciphers(parser *p, uint16_t *chosen)
     P_TRY(p_need(p, len));   /* whole list present before we judge it */
     for (size_t i = 0; i < len; i += 2) {
         P_TRY(p_u16(p, &cs));
+        if (cs >= 0x1301 && cs <= 0x1305)
+            *tls13 |= (uint8_t)(1u << (cs - 0x1301));
         if (!found && !is_grease(cs)) {
             *chosen = (uint16_t)cs;
             found = 1;
@@ -202,7 +206,7 @@ static int parse_ciphers(parser *p, uint16_t *chosen)
 /* server_name extension data in [p->off, p->end): ServerNameList. Sets
  * *matched when one host_name entry equals host, *names when any host_name
  * entry exists. */
-static int parse_sni(parser *p, const tg_secret *s, int *names, int *matched)
+static int parse_sni(parser *p, const faketls_keyring *s, int *names, int *matched)
 {
     size_t list_len, type, name_len;
     P_TRY(p_u16(p, &list_len));
@@ -223,7 +227,30 @@ static int parse_sni(parser *p, const tg_secret *s, int *names, int *matched)
     return P_OK;
 }
 
-static int parse_extensions(parser *p, const tg_secret *s)
+/* key_share extension data at [off, end), complete in the view: notes an
+ * X25519MLKEM768 share. Lenient: a list we cannot read is simply "no
+ * hybrid share" (mtg does not look at it, so neither may the verdict). */
+static int has_mlkem_share(const hs_view *v, size_t off, size_t end)
+{
+    uint8_t b[4];
+    if (end - off < 2)
+        return 0;
+    view_copy(v, off, b, 2);
+    if ((size_t)be16(b) != end - off - 2)
+        return 0;
+    for (off += 2; end - off >= 4;) {
+        view_copy(v, off, b, 4);
+        size_t glen = be16(b + 2);
+        if (glen > end - off - 4)
+            return 0;
+        if (be16(b) == FAKETLS_GROUP_X25519MLKEM768 && glen == FAKETLS_MLKEM_CLIENT_SHARE)
+            return 1;
+        off += 4 + glen;
+    }
+    return 0;
+}
+
+static int parse_extensions(parser *p, const faketls_keyring *s, faketls_hello *out)
 {
     size_t ext_len, type, len;
     int names = 0, matched = 0;
@@ -237,6 +264,10 @@ static int parse_extensions(parser *p, const tg_secret *s)
         P_TRY(p_u16(p, &len));
         if (len > p->end - p->off)
             return p_reject(p, FAKETLS_R_MALFORMED);
+        if (type == EXT_KEY_SHARE) {
+            P_TRY(p_need(p, len));
+            out->mlkem_share = (uint8_t)has_mlkem_share(p->v, p->off, p->off + len);
+        }
         if (type != EXT_SERVER_NAME) {
             P_TRY(p_skip(p, len));
             continue;
@@ -259,7 +290,7 @@ static int parse_extensions(parser *p, const tg_secret *s)
 
 /* Parses the ClientHello body (the handshake header was checked by the
  * framing code). Fills sid and cipher into out. */
-static int parse_client_hello(parser *p, const tg_secret *s, faketls_hello *out)
+static int parse_client_hello(parser *p, const faketls_keyring *s, faketls_hello *out)
 {
     size_t sid_len, comp_len;
     p->off = HS_HDR_LEN;
@@ -271,10 +302,12 @@ static int parse_client_hello(parser *p, const tg_secret *s, faketls_hello *out)
     view_copy(p->v, p->off, out->session_id, sid_len);
     out->session_id_len = (uint8_t)sid_len;
     p->off += sid_len;
-    P_TRY(parse_ciphers(p, &out->cipher_suite));
+    out->tls13_suites = 0;
+    out->mlkem_share = 0;
+    P_TRY(parse_ciphers(p, &out->cipher_suite, &out->tls13_suites));
     P_TRY(p_u8(p, &comp_len));
     P_TRY(p_skip(p, comp_len));
-    return parse_extensions(p, s);
+    return parse_extensions(p, s, out);
 }
 
 /* ---- record framing of the hello ---- */
@@ -368,20 +401,19 @@ static void hmac_masked(crypto_hmac *h, const uint8_t *data, size_t n, size_t of
     crypto_hmac_update(h, data + (ze - off), end - ze);
 }
 
-/* Checks the digest; on success stores the timestamp and random. The HMAC
- * runs over the reassembled single-record form, as the client computed it. */
-static faketls_reason check_digest(const hs_view *v, const tg_secret *s,
-                                   faketls_hello *out)
+/* HMAC-SHA256(key, record header || hello with the random zeroed), over
+ * the reassembled single-record form, as the client computed it. */
+static void hello_digest(const hs_view *v, const faketls_keyring *ring, size_t k,
+                         uint8_t mac[CRYPTO_SHA256_LEN])
 {
-    static const uint8_t zeros[28];
     uint8_t hdr[FAKETLS_HEADER_LEN] = { REC_HANDSHAKE, 0x03, 0x01, 0, 0 };
-    uint8_t mac[CRYPTO_SHA256_LEN];
     crypto_hmac h;
     size_t off = 0;
-    int ok;
-
     put_be16(hdr + 3, v->total);
-    crypto_hmac_init(&h, s->key, SECRET_KEY_LEN);
+    if (ring->prepared != NULL)
+        crypto_hmac_init_prepared(&h, &ring->prepared[k]);
+    else
+        crypto_hmac_init(&h, ring->keys[k], SECRET_KEY_LEN);
     crypto_hmac_update(&h, hdr, sizeof hdr);
     for (size_t i = 0; i < v->nseg; i++) {
         hmac_masked(&h, v->seg[i], v->seg_len[i], off);
@@ -389,15 +421,36 @@ static faketls_reason check_digest(const hs_view *v, const tg_secret *s,
     }
     crypto_hmac_final(&h, mac);
     crypto_hmac_wipe(&h);
+}
+
+/* Checks the digest against every key of the ring; on success stores the
+ * timestamp, the random and the key's index. Every key is tried, and the
+ * match is selected with masks rather than branches, so the time taken
+ * says nothing about which key (if any) matched. */
+static faketls_reason check_digest(const hs_view *v, const faketls_keyring *ring,
+                                   faketls_hello *out)
+{
+    static const uint8_t zeros[FAKETLS_RANDOM_MAC_LEN];
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    uint32_t found = 0, index = 0, ts = 0;
 
     view_copy(v, HS_RANDOM_OFF, out->client_random, RANDOM_LEN);
-    for (size_t i = 0; i < RANDOM_LEN; i++)
-        mac[i] ^= out->client_random[i];
-    ok = crypto_equal(mac, zeros, sizeof zeros);
-    out->timestamp = (uint32_t)mac[28] | (uint32_t)mac[29] << 8 |
+    for (size_t k = 0; k < ring->count; k++) {
+        hello_digest(v, ring, k, mac);
+        for (size_t i = 0; i < RANDOM_LEN; i++)
+            mac[i] ^= out->client_random[i];
+        uint32_t ok = (uint32_t)crypto_equal(mac, zeros, sizeof zeros);
+        uint32_t take = 0u - (ok & (found ^ 1u));   /* all ones for the first match */
+        uint32_t t = (uint32_t)mac[28] | (uint32_t)mac[29] << 8 |
                      (uint32_t)mac[30] << 16 | (uint32_t)mac[31] << 24;
+        index |= (uint32_t)k & take;
+        ts |= t & take;
+        found |= ok;
+    }
     crypto_wipe(mac, sizeof mac);
-    return ok ? FAKETLS_R_NONE : FAKETLS_R_BAD_DIGEST;
+    out->timestamp = ts;
+    out->key_index = index;
+    return found ? FAKETLS_R_NONE : FAKETLS_R_BAD_DIGEST;
 }
 
 static int time_ok(uint32_t ts, int64_t now, uint32_t tolerance_ms)
@@ -416,6 +469,18 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           uint32_t tolerance_ms,
                                           faketls_hello *out,
                                           faketls_reason *reason)
+{
+    const faketls_keyring ring = { (const uint8_t (*)[SECRET_KEY_LEN])secret->key, 1,
+                                   secret->host, secret->host_len, NULL };
+    return faketls_check_client_hello_any(buf, len, &ring, now_unix, tolerance_ms, out, reason);
+}
+
+faketls_result faketls_check_client_hello_any(const uint8_t *buf, size_t len,
+                                              const faketls_keyring *ring,
+                                              int64_t now_unix,
+                                              uint32_t tolerance_ms,
+                                              faketls_hello *out,
+                                              faketls_reason *reason)
 {
     faketls_reason r = FAKETLS_R_NONE, dummy_r;
     faketls_hello tmp, *h = out ? out : &tmp;
@@ -436,7 +501,7 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
         return FAKETLS_NEED_MORE;
 
     p = (parser){ &v, 0, v.total, FAKETLS_R_NONE };
-    rc = parse_client_hello(&p, secret, h);
+    rc = parse_client_hello(&p, ring, h);
     if (rc == P_REJECT) {
         r = p.reason;
         goto reject;
@@ -444,7 +509,7 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
     if (framing == P_MORE || rc == P_MORE)
         return FAKETLS_NEED_MORE;
 
-    r = check_digest(&v, secret, h);
+    r = check_digest(&v, ring, h);
     if (r != FAKETLS_R_NONE)
         goto reject;
     if (!time_ok(h->timestamp, now_unix, tolerance_ms)) {
@@ -475,41 +540,77 @@ size_t faketls_hello_next_check(const uint8_t *buf, size_t len)
 
 /* ---- ServerHello ---- */
 
-/* ServerHello body before the session id: version, random, sid length. */
-#define SH_BODY_FIXED (2 + RANDOM_LEN + 1)
-/* After the session id: cipher, compression, extensions. */
-static const uint8_t sh_exts_head[] = {
-    0x00, 0x2e,                                /* extensions length 46 */
-    0x00, 0x2b, 0x00, 0x02, 0x03, 0x04,        /* supported_versions TLS 1.3 */
-    0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20,  /* key_share x25519 */
-};
-#define SH_TAIL_LEN (2 + 1 + sizeof sh_exts_head + 32)
 static const uint8_t ccs_record[] = { REC_CCS, 0x03, 0x03, 0x00, 0x01, 0x01 };
+/* ServerHello body before the session id: version, random, sid length. */
+#define SH_HEAD_LEN (2 + RANDOM_LEN + 1)
 
-static size_t sh_record_len(uint8_t sid_len)
+void faketls_default_shape(faketls_sh_shape *out, uint16_t cipher)
 {
-    return FAKETLS_HEADER_LEN + HS_HDR_LEN + SH_BODY_FIXED + sid_len + SH_TAIL_LEN;
+    memset(out, 0, sizeof *out);
+    out->cipher = cipher;
+    out->group = FAKETLS_GROUP_X25519;
+    out->share_len = 32;
+    out->ext_count = 2;
+    out->exts[0] = FAKETLS_EXT_SUPPORTED_VERSIONS;
+    out->exts[1] = FAKETLS_EXT_KEY_SHARE;
+}
+
+/* Bytes of the extension block after its length, or 0 if not writable. */
+static size_t shape_exts_len(const faketls_sh_shape *sh)
+{
+    size_t n = 0;
+    int have_share = 0;
+    if (sh->ext_count == 0 || sh->ext_count > FAKETLS_SH_MAX_EXTS || sh->share_len == 0 ||
+        sh->share_len > FAKETLS_MLKEM_SERVER_SHARE)
+        return 0;
+    for (size_t i = 0; i < sh->ext_count; i++) {
+        if (sh->exts[i] == FAKETLS_EXT_SUPPORTED_VERSIONS) {
+            n += 4 + 2;
+        } else if (sh->exts[i] == FAKETLS_EXT_KEY_SHARE && !have_share) {
+            n += 4 + 4 + sh->share_len;
+            have_share = 1;
+        } else {
+            return 0;
+        }
+    }
+    return have_share ? n : 0;
+}
+
+static size_t shaped_record_len(uint8_t sid_len, const faketls_sh_shape *sh)
+{
+    size_t ext = shape_exts_len(sh);
+    if (ext == 0)
+        return 0;
+    return FAKETLS_HEADER_LEN + HS_HDR_LEN + SH_HEAD_LEN + sid_len + 2 + 1 + 2 + ext;
+}
+
+size_t faketls_shaped_len(uint8_t session_id_len, const faketls_sh_shape *shape,
+                          size_t appdata_len)
+{
+    size_t rec1 = shaped_record_len(session_id_len, shape);
+    if (rec1 == 0)
+        return 0;
+    return rec1 + sizeof ccs_record + FAKETLS_HEADER_LEN + appdata_len;
 }
 
 size_t faketls_server_hello_len(uint8_t session_id_len, size_t appdata_len)
 {
-    return sh_record_len(session_id_len) + sizeof ccs_record +
-           FAKETLS_HEADER_LEN + appdata_len;
+    faketls_sh_shape sh;
+    faketls_default_shape(&sh, 0x1301);
+    return faketls_shaped_len(session_id_len, &sh, appdata_len);
 }
 
-size_t faketls_build_server_hello(uint8_t *out, size_t cap,
-                                  const faketls_hello *hello,
-                                  const tg_secret *secret,
-                                  const uint8_t x25519_pub[32],
-                                  const uint8_t *appdata, size_t appdata_len)
+size_t faketls_build_shaped(uint8_t *out, size_t cap, const faketls_hello *hello,
+                            const tg_secret *secret, const faketls_sh_shape *shape,
+                            const uint8_t *share, const uint8_t *appdata, size_t appdata_len)
 {
     size_t sid_len = hello->session_id_len;
-    size_t rec1 = sh_record_len(hello->session_id_len);
-    size_t total = faketls_server_hello_len(hello->session_id_len, appdata_len);
+    size_t rec1 = shaped_record_len(hello->session_id_len, shape);
+    size_t total = faketls_shaped_len(hello->session_id_len, shape, appdata_len);
     uint8_t *p = out;
     crypto_hmac h;
 
-    if (sid_len > SID_MAX || appdata_len == 0 ||
+    if (rec1 == 0 || sid_len > SID_MAX || appdata_len == 0 ||
         appdata_len > FAKETLS_RECORD_MAX || total > cap)
         return 0;
     /* Place the application data first: it may lie anywhere in out. */
@@ -530,13 +631,26 @@ size_t faketls_build_server_hello(uint8_t *out, size_t cap,
     *p++ = (uint8_t)sid_len;
     memcpy(p, hello->session_id, sid_len);
     p += sid_len;
-    put_be16(p, hello->cipher_suite);
+    put_be16(p, shape->cipher);
     p += 2;
     *p++ = 0x00;   /* compression: null */
-    memcpy(p, sh_exts_head, sizeof sh_exts_head);
-    p += sizeof sh_exts_head;
-    memcpy(p, x25519_pub, 32);
-    p += 32;
+    put_be16(p, shape_exts_len(shape));
+    p += 2;
+    for (size_t i = 0; i < shape->ext_count; i++) {
+        put_be16(p, shape->exts[i]);
+        if (shape->exts[i] == FAKETLS_EXT_SUPPORTED_VERSIONS) {
+            put_be16(p + 2, 2);
+            p[4] = 0x03;
+            p[5] = 0x04;   /* TLS 1.3 */
+            p += 6;
+        } else {
+            put_be16(p + 2, 4 + shape->share_len);
+            put_be16(p + 4, shape->group);
+            put_be16(p + 6, shape->share_len);
+            memcpy(p + 8, share, shape->share_len);
+            p += 8 + shape->share_len;
+        }
+    }
     memcpy(p, ccs_record, sizeof ccs_record);
     p += sizeof ccs_record;
     *p++ = REC_APPDATA;
@@ -551,6 +665,17 @@ size_t faketls_build_server_hello(uint8_t *out, size_t cap,
     crypto_hmac_final(&h, out + REC_RANDOM_OFF);
     crypto_hmac_wipe(&h);
     return total;
+}
+
+size_t faketls_build_server_hello(uint8_t *out, size_t cap,
+                                  const faketls_hello *hello,
+                                  const tg_secret *secret,
+                                  const uint8_t x25519_pub[32],
+                                  const uint8_t *appdata, size_t appdata_len)
+{
+    faketls_sh_shape sh;
+    faketls_default_shape(&sh, hello->cipher_suite);
+    return faketls_build_shaped(out, cap, hello, secret, &sh, x25519_pub, appdata, appdata_len);
 }
 
 /* ---- record layer after the handshake ---- */

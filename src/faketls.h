@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "secret.h"
 
 /* Largest handshake message (4-byte header + body) we accept. Telegram's
@@ -32,6 +33,19 @@
  * the HMAC's own, which no one without the secret can change; the last 4
  * carry the timestamp, which anyone can re-stamp within the window. */
 #define FAKETLS_RANDOM_MAC_LEN 28
+
+/* Key-share groups and share lengths the answer can take. The hybrid
+ * group's client share is an ML-KEM-768 encapsulation key (1184) then an
+ * X25519 key (32); the server's is an ML-KEM-768 ciphertext (1088) then an
+ * X25519 key (draft-kwiatkowski-tls-ecdhe-mlkem, Go's crypto/tls). */
+#define FAKETLS_GROUP_X25519 0x001d
+#define FAKETLS_GROUP_X25519MLKEM768 0x11ec
+#define FAKETLS_MLKEM_CLIENT_SHARE 1216
+#define FAKETLS_MLKEM_SERVER_SHARE 1120
+#define FAKETLS_MLKEM_CT_LEN 1088
+#define FAKETLS_EXT_SUPPORTED_VERSIONS 0x002b
+#define FAKETLS_EXT_KEY_SHARE 0x0033
+#define FAKETLS_SH_MAX_EXTS 8
 
 typedef enum { FAKETLS_NEED_MORE, FAKETLS_OK, FAKETLS_REJECT } faketls_result;
 
@@ -63,7 +77,10 @@ typedef struct {
     uint8_t session_id[32];
     uint8_t session_id_len;   /* 0..32 */
     uint16_t cipher_suite;    /* first non-GREASE suite offered */
+    uint8_t tls13_suites;     /* bit n: suite 0x1301 + n offered */
+    uint8_t mlkem_share;      /* 1: a 1216-byte X25519MLKEM768 key share */
     uint32_t timestamp;       /* client's Unix time from the digest */
+    uint32_t key_index;       /* which key of the ring the hello proved */
     size_t consumed;          /* input bytes forming the hello records */
 } faketls_hello;
 
@@ -91,6 +108,30 @@ faketls_result faketls_check_client_hello(const uint8_t *buf, size_t len,
                                           faketls_hello *out,
                                           faketls_reason *reason);
 
+/* The keys a hello may prove, all for one hostname (tgfront's named
+ * secrets). keys[0..count) are 16-byte secret keys. */
+typedef struct {
+    const uint8_t (*keys)[SECRET_KEY_LEN];
+    size_t count;
+    const char *host;
+    size_t host_len;
+    const crypto_hmac_key *prepared;   /* prepared[i] is keys[i]'s, or NULL */
+} faketls_keyring;
+
+/* faketls_check_client_hello against every key of ring: the same checks,
+ * with the HMAC computed for each key (all of them, whatever matches, so
+ * the time taken does not depend on which one did). On FAKETLS_OK
+ * out->key_index names the key. When the digest matched a key but the
+ * timestamp did not pass (REJECT with FAKETLS_R_TIME_SKEW), out->timestamp
+ * and out->key_index are filled too, so the caller can report the skew.
+ * Cost: one HMAC-SHA256 over the hello per key. */
+faketls_result faketls_check_client_hello_any(const uint8_t *buf, size_t len,
+                                              const faketls_keyring *ring,
+                                              int64_t now_unix,
+                                              uint32_t tolerance_ms,
+                                              faketls_hello *out,
+                                              faketls_reason *reason);
+
 /* After faketls_check_client_hello said NEED_MORE for buf[0..len): the
  * length the prefix must reach before checking again can tell more, i.e.
  * the end of the record header or record in progress (always > len).
@@ -115,6 +156,33 @@ size_t faketls_build_server_hello(uint8_t *out, size_t cap,
                                   const tg_secret *secret,
                                   const uint8_t x25519_pub[32],
                                   const uint8_t *appdata, size_t appdata_len);
+
+/* What the ServerHello looks like: the site's choice for this kind of
+ * hello (site_profile learns it). Extensions are written in exts order;
+ * only supported_versions and key_share can be written. */
+typedef struct {
+    uint16_t cipher;
+    uint16_t group;           /* key_share group */
+    uint16_t share_len;       /* key_share key_exchange length */
+    uint8_t ext_count;
+    uint16_t exts[FAKETLS_SH_MAX_EXTS];
+} faketls_sh_shape;
+
+/* The shape of mtg's answer: supported_versions, key_share X25519. */
+void faketls_default_shape(faketls_sh_shape *out, uint16_t cipher);
+
+/* Length of the shaped answer (ServerHello + CCS + one application-data
+ * record of appdata_len bytes), or 0 when the shape cannot be written. */
+size_t faketls_shaped_len(uint8_t session_id_len, const faketls_sh_shape *shape,
+                          size_t appdata_len);
+
+/* faketls_build_server_hello with the shape's cipher, extension order and
+ * key_share: share is shape->share_len bytes (caller-drawn; a real X25519
+ * key in its place). appdata as there (1..16384 bytes, may overlap out).
+ * Returns the length, or 0 when cap is too small or the shape invalid. */
+size_t faketls_build_shaped(uint8_t *out, size_t cap, const faketls_hello *hello,
+                            const tg_secret *secret, const faketls_sh_shape *shape,
+                            const uint8_t *share, const uint8_t *appdata, size_t appdata_len);
 
 /* Client -> proxy record reader after the handshake. Keeps the partial
  * header and the rest of the current record across calls, so records may be

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *metrics_close_reason_name(close_reason r) { return close_reason_get(r)->name; }
 
@@ -162,5 +163,8 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
         emit(&s, "%s_connections_closed{reason=\"%s\"} %llu\n", prefix,
              metrics_close_reason_name((close_reason)r), (unsigned long long)SUM(closed[r]));
+    if (n > 0 && s.len + 1 < s.cap)
+        s.len += site_store_render(ms[0]->site, prefix, (int64_t)time(NULL), out + s.len,
+                                   s.cap - s.len);
     return s.len;
 }

@@ -10,6 +10,7 @@
 
 #include "close_reason.h"
 #include "faketls.h"
+#include "site_profile.h"
 
 #define METRICS_MAX_DC_ADDRS 160   /* distinct (dc, telegram_ip) pairs */
 
@@ -38,6 +39,7 @@ typedef struct {
     uint64_t closed[CLOSE_REASON_COUNT];
     metrics_dc_slot dc[METRICS_MAX_DC_ADDRS];
     size_t dc_count;
+    site_store *site;                        /* rendered from the first object */
 } metrics;
 
 void metrics_init(metrics *m);

@@ -54,14 +54,19 @@ typedef enum {
 
 /* What happens to the bytes on the way. For the Telegram kinds the first
  * key stream decrypts what arrived and the second encrypts what leaves;
- * both NULL: the bytes pass through unchanged inside the framing (fast
- * mode, where the two streams are equal and cancel). */
+ * both NULL, or same_streams set: the bytes pass through unchanged inside
+ * the framing (fast mode, where the two streams are equal and cancel). */
 typedef struct {
     relay_kind kind;
     faketls_rx *rx;                  /* TG_UP: the client's record reader */
     crypto_ctr *first, *second;
     uint32_t *tx_records;            /* TG_DOWN: records sent so far */
     uint64_t *tx_bytes;              /* TG_DOWN: their bytes (size ramp) */
+    unsigned same_streams : 1;       /* TG_DOWN fast mode: first and second
+                                        are one stream at one offset, so
+                                        they cancel: neither is applied
+                                        (second is brought up to date for
+                                        the close_notify) */
     faketls_reason why;              /* TG_UP: set on RELAY_BAD_RECORD */
 } relay_xform;
 

@@ -12,10 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config_ref.h"
 #include "crypto.h"
 #include "fdlimit.h"
 #include "log.h"
 #include "netutil.h"
+#include "reload.h"
 #include "stats.h"
 
 #define SERVER_BACKLOG 1024
@@ -185,6 +187,7 @@ static void reap(server *s)
     while (s->dead) {
         server_slot *sl = s->dead;
         s->dead = sl->next;
+        conn_release(conn_of(sl));
         free(sl);
     }
 }
@@ -248,8 +251,45 @@ static void on_signal(loop *l, int signo, void *ctx)
     (void)l;
     if (signo == SIGTERM || signo == SIGINT)
         begin_drain(s, 0);
-    else if (signo == SIGHUP)
-        log_info("main", "SIGHUP: configuration reload is not implemented yet; ignored");
+    else if (signo == SIGHUP && !s->draining)
+        (void)server_reload(s);
+}
+
+void server_apply_config(server *s, const tgf_config *next)
+{
+    const tgf_config *old = s->cfg;
+    s->cfg = config_ref_hold(next);
+    s->env.cfg = s->cfg;
+    s->stats.cfg = s->cfg;
+    config_ref_drop(old);
+}
+
+int server_reload(server *s)
+{
+    char err[512];
+    if (s->config_path == NULL) {
+        log_warn("main", "SIGHUP: no configuration file to re-read (simple-run); ignored");
+        return -1;
+    }
+    const tgf_config *next = reload_load(s->config_path, s->cfg, s->usage, err, sizeof err);
+    if (next == NULL) {
+        log_error("main", "reload failed, keeping the running configuration: %s", err);
+        return -1;
+    }
+    log_set_level(next->debug ? LOG_DEBUG : LOG_INFO);
+    server_apply_config(s, next);
+    config_ref_drop(next);
+    char names[400] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < s->cfg->secret_count && used + 1 < sizeof names; i++) {
+        int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                         s->cfg->secrets[i].name);
+        used = n < 0 ? used : used + (size_t)n;
+    }
+    log_info("main", "reloaded %s: %zu secret%s (%s); the connections open now (%zu) keep the "
+             "configuration they started with", s->config_path, s->cfg->secret_count,
+             s->cfg->secret_count == 1 ? "" : "s", names, s->open_conns);
+    return 0;
 }
 
 static void after_batch(loop *l, void *ctx)
@@ -356,9 +396,15 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
 {
     memset(s, 0, sizeof *s);
     s->loop.epfd = s->loop.sigfd = -1;   /* server_destroy may run before loop_init */
-    s->cfg = cfg;
     s->listener.fd = -1;
     s->stats.listener.fd = -1;
+    s->cfg = config_ref_copy(cfg);
+    s->usage = secret_usage_create();
+    if (s->cfg == NULL || s->usage == NULL || secret_usage_prepare(s->usage, s->cfg) < 0) {
+        snprintf(err, err_cap, "out of memory for the configuration");
+        return -1;
+    }
+    cfg = s->cfg;
     pool_init(&s->pool, POOL_KEEP_BLOCKS, pool_default_cap());
     metrics_init(&s->metrics);
 
@@ -400,7 +446,8 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     s->listener.fn = on_listener;
     s->listener.ctx = s;
     s->env = (conn_env){ .loop = &s->loop, .pool = &s->pool, .metrics = &s->metrics,
-                         .cfg = cfg, .replay = s->replay, .front_addrs = s->front_addrs,
+                         .cfg = cfg, .replay = s->replay, .usage = s->usage,
+                         .front_addrs = s->front_addrs,
                          .front_count = s->front_count, .on_fronted = on_conn_fronted,
                          .wake_at = on_conn_wake_at,
                          .on_closed = on_conn_closed, .owner = s };
@@ -410,6 +457,7 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap)
     if (cfg->prometheus_enabled &&
         stats_open(&s->stats, &s->loop, cfg, s->metrics_list, 1, err, err_cap) < 0)
         return -1;
+    s->stats.usage = s->usage;
 
     char faddr[80];
     dc_format_addr((const struct sockaddr *)&s->front_addrs[0].addr, faddr, sizeof faddr);
@@ -440,4 +488,8 @@ void server_destroy(server *s)
     if (s->replay)
         replay_destroy(s->replay);
     pool_destroy(&s->pool);
+    secret_usage_destroy(s->usage);
+    config_ref_drop(s->cfg);
+    s->usage = NULL;
+    s->cfg = NULL;
 }

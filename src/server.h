@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "replay.h"
+#include "secret_usage.h"
 #include "stats.h"
 
 #define SERVER_MAX_FRONT_ADDRS 8
@@ -27,10 +28,14 @@ struct server_slot;
 
 typedef struct server {
     loop loop;
-    const tgf_config *cfg;
+    const tgf_config *cfg;            /* a config_ref copy; new connections get it */
+    const char *config_path;          /* re-read on SIGHUP; NULL: reload refused */
     pool pool;
     metrics metrics;
     replay_filter *replay;            /* NULL when anti-replay is off */
+    secret_usage *usage;              /* per-secret numbers and limits: one per
+                                       * process (limits hold across loops), so
+                                       * several loops share one, like replay */
     conn_env env;                     /* what every connection is given */
 
     loop_watch listener;
@@ -60,6 +65,24 @@ int server_init(server *s, const tgf_config *cfg, char *err, size_t err_cap);
  * address count, or -1 with err set. Blocking (start-up and doctor only). */
 int server_resolve_fronting(const tgf_config *cfg, dc_addr *out, size_t cap, char *err,
                             size_t err_cap);
+
+/* Reload (SIGHUP). server_init copies cfg into a reference-counted config
+ * (config_ref.h); every connection holds the one it was accepted with
+ * until it is freed, so established connections run to their natural end
+ * with their old secret, limits and timeouts, and the last one out frees
+ * the old config.
+ *
+ * The hook for several event loops: read the file once (reload_load in
+ * reload.h, which keeps the restart-only keys and prepares the secrets'
+ * usage slots), then call server_apply_config(s, next) once per loop, on
+ * that loop's own thread (it is not locked against the loop), then drop
+ * the loader's reference with config_ref_drop(next). Each loop takes its
+ * own reference. The secret_usage table and the replay filter are shared
+ * and unchanged. With one loop, SIGHUP does all of it (server_reload). */
+void server_apply_config(server *s, const tgf_config *next);
+/* Re-reads s->config_path and applies it; an invalid file is logged with
+ * its error and the running configuration stays. 0 or -1. */
+int server_reload(server *s);
 
 /* Runs until SIGTERM/SIGINT and the drain are done. Returns the exit code. */
 int server_run(server *s);

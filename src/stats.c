@@ -16,7 +16,7 @@
 
 #define STATS_MAX_CONNS 16
 #define STATS_REQ_MAX 2048
-#define STATS_BODY_MAX (256 * 1024)
+#define STATS_BODY_MAX (1024 * 1024)   /* room for every secret's series too */
 #define STATS_TIMEOUT_MS 5000
 
 typedef struct stats_conn {
@@ -77,6 +77,9 @@ static void build_response(stats_conn *sc)
     } else {
         const metrics *const *ms = st->metrics;
         blen = metrics_render(ms, st->metrics_count, cfg->prometheus_prefix, body, STATS_BODY_MAX);
+        if (st->usage != NULL)
+            blen = secret_usage_render(st->usage, cfg->prometheus_prefix, body, blen,
+                                       STATS_BODY_MAX);
     }
     int head = snprintf(sc->resp, 256,
                         "HTTP/1.0 %d %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

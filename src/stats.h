@@ -11,6 +11,7 @@
 #include "config.h"
 #include "loop.h"
 #include "metrics.h"
+#include "secret_usage.h"
 
 struct stats_conn;
 
@@ -19,6 +20,7 @@ typedef struct {
     const tgf_config *cfg;
     const metrics *const *metrics;   /* summed when rendered */
     size_t metrics_count;
+    const secret_usage *usage;       /* per-secret numbers; NULL: none */
     loop_watch listener;             /* fd -1 when closed */
     struct stats_conn *conns;        /* scrapes in progress */
     int paused;                      /* EMFILE: resumed on the next tick */

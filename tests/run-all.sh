@@ -3,7 +3,8 @@
 # this). Installs what it needs on Debian, builds, then runs each suite:
 #   unit (musl), unit (ASan+UBSan), arm64 (cross-built unit tests under
 #   qemu-user, AES on and off), integration (musl), integration (ASan),
-#   interop (mtcute), fuzz smoke, image smoke.
+#   interop (mtcute), fuzz smoke, image smoke, and the arm64 image's smoke
+#   under emulation (cross-built image, qemu-user via binfmt_misc).
 # Each suite prints its own runner's summary; the last line counts suites.
 # TGF_SKIP="image interop" skips suites by name (for quick local runs only).
 set -eu
@@ -64,6 +65,7 @@ suite probes sh tests/probes/run.sh
 suite interop sh tests/interop/run.sh
 suite fuzz fuzz_smoke
 suite image sh ci/smoke.sh
+suite image-arm64 env IMAGE_ARCH=arm64 sh ci/smoke.sh
 
 if [ "$failed" -ne 0 ]; then
     echo "failed suites:$failed_names"

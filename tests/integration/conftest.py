@@ -108,6 +108,10 @@ class Daemon:
             "network.timeout": {"handshake": "3s", "idle": "30s"},
             "defense.anti-replay": {"enabled": True, "max-size": "1mib",
                                     "error-rate": 0.001},
+            # The recording backends are not TLS sites, and a probe would be
+            # one more connection they record; the site profile has its own
+            # suite against a real Caddy (tests/probes/test_site_profile.py).
+            "site-profile": {"enabled": False},
         }
         if stats:
             t["stats.prometheus"] = {"enabled": True,

@@ -425,6 +425,23 @@ class FakeTLSClient:
         del self._rxbuf[:n]
         return out
 
+    def recv_close_notify(self):
+        """After the session's last bytes: what a Go TLS server sends before
+        its FIN, one 19-byte record (the encrypted close_notify). Its
+        payload reaches the stream as the start of a packet that never
+        completes (7f LL LL 00: a length longer than what follows in every
+        MTProto framing), then EOF. Raises ProtocolError otherwise."""
+        tail = bytearray()
+        while True:
+            b = self.recv()
+            if not b:
+                break
+            tail += b
+        if len(tail) != 19 or tail[0] != 0x7F or tail[2:4] != b"\x00\x00" or tail[1] < 64:
+            raise ProtocolError("expected a close_notify-sized record then EOF, got %d bytes %s"
+                                % (len(tail), bytes(tail[:8]).hex()))
+        return bytes(tail)
+
     def recv_exact(self, n):
         while len(self._rxbuf) < n:
             if self._eof or not self._pump():

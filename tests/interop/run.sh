@@ -2,8 +2,11 @@
 # Interop: mtcute (pinned in tests/interop/mtcute/package.json) connects
 # through tgfront with an ee-secret using its FakeTLS MTProxy transport; the
 # fake DC must receive an intact first MTProto request.  Everything runs in a
-# fresh network namespace that has only loopback.
-# Env: TGFRONT_BIN (default out/musl/tgfront), PYTHON (default /usr/bin/python3)
+# fresh network namespace that has only loopback. The last case fronts to the
+# image's Caddy (with the image's GODEBUG), so mtcute gets the answer tgfront
+# learned from a real site rather than the default one.
+# Env: TGFRONT_BIN (default out/musl/tgfront), PYTHON (default /usr/bin/python3),
+#      CADDY_BIN (default: the image's Caddy, fetched as build/image.sh does)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,10 +33,17 @@ if [ -z "${TGF_INTEROP_INSIDE:-}" ]; then
             exit 2
         }
     fi
+    caddy=${CADDY_BIN:-}
+    if [ -z "$caddy" ]; then
+        command -v dpkg-deb >/dev/null 2>&1 || tgf_apt_install interop dpkg
+        (cd "$root" && . ./build/image.sh && image_caddy_fetch) >&2
+        caddy=$root/out/cache/caddy/usr/bin/caddy
+    fi
+    [ -x "$caddy" ] || { echo "interop: no caddy at $caddy" >&2; exit 2; }
     tgf_netns_up tgf-interop
     status=0
     ip netns exec "$ns" env TGF_INTEROP_INSIDE=1 TGFRONT_BIN="$bin" PYTHON="$python" \
-        sh "$0" "$@" || status=$?
+        CADDY_BIN="$caddy" sh "$0" "$@" || status=$?
     exit "$status"
 fi
 
@@ -52,6 +62,7 @@ failed=0
 dc_port=4430
 proxy_port=4431
 front_port=4432
+site_http_port=4433
 key=$("$python" -c 'import os; print(os.urandom(16).hex())')
 host_hex=$(printf '%s' example.com | od -An -tx1 | tr -d ' \n')
 secret_hex="ee$key$host_hex"
@@ -88,12 +99,51 @@ wait_port() {
     return 1
 }
 
+# The image's Caddy on the fronting port, as the site tgfront learns from.
+start_site() {
+    mkdir -p "$work/caddy"
+    cat > "$work/Caddyfile" <<CF
+{
+	admin off
+	persist_config off
+	local_certs
+	skip_install_trust
+	https_port $front_port
+	http_port $site_http_port
+	auto_https disable_redirects
+}
+https://example.com {
+	bind 127.0.0.1
+	respond "site"
+}
+CF
+    godebug=$(sed -n 's|^.*/export GODEBUG \(.*\)$|\1|p' "$root/rootfs/etc/s6/services/caddy/run")
+    env HOME="$work/caddy" XDG_DATA_HOME="$work/caddy" XDG_CONFIG_HOME="$work/caddy" \
+        GODEBUG="$godebug" "$CADDY_BIN" run --config "$work/Caddyfile" --adapter caddyfile \
+        > "$work/caddy.log" 2>&1 &
+    pids="$pids $!"
+    wait_port "$front_port"
+}
+
+# tgfront has learned the site's answer for mtcute's kind of hello.
+wait_learned() {
+    i=0
+    while [ $i -lt 200 ]; do
+        grep -q 'x25519 hello: the site answers' "$1" && return 0
+        i=$((i + 1))
+        sleep 0.1
+    done
+    return 1
+}
+
 # one case: $1 = name, $2 = secret text given to mtcute,
 # $3 = expect "reach" (default) or "blocked" (negative control: a wrong key
-# must never reach the DC; proves the check can fail)
+# must never reach the DC; proves the check can fail), $4 = "site": start
+# the Caddy site first and wait until tgfront has learned its answer
 run_case() {
     name=$1
     expect=${3:-reach}
+    [ "${4:-}" != site ] || start_site
     wait_ms=25000
     [ "$expect" = reach ] || wait_ms=4000
     status_file=$work/dc-$name.json
@@ -107,6 +157,9 @@ run_case() {
     ok=1
     if ! wait_port "$dc_port" || ! wait_port "$proxy_port"; then
         echo "FAIL $name: fake DC or tgfront did not start" >&2
+        ok=0
+    elif [ "${4:-}" = site ] && ! wait_learned "$work/tgfront-$name.log"; then
+        echo "FAIL $name: tgfront did not learn the site's answer within 20 s" >&2
         ok=0
     else
         reached=1
@@ -154,6 +207,8 @@ run_case mtcute-hex-secret "$secret_hex"
 run_case mtcute-base64url-secret "$secret_b64"
 wrong_key=$("$python" -c 'import os; print(os.urandom(16).hex())')
 run_case mtcute-wrong-key-blocked "ee$wrong_key$host_hex" blocked
+run_case mtcute-learned-site-answer "$secret_hex" reach site
+grep 'hello: the site answers' "$work/tgfront-mtcute-learned-site-answer.log" || true
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -168,6 +168,15 @@ class Sink:
         self.srv.server_close()
 
 
+def image_caddy_godebug():
+    """The GODEBUG the image's Caddy service sets (rootfs/etc/s6/services/
+    caddy/run), so the test sites negotiate as the image's does."""
+    with open(os.path.join(ROOT, "rootfs", "etc", "s6", "services", "caddy", "run")) as f:
+        m = re.search(r"^\S*/export GODEBUG (\S+)$", f.read(), re.M)
+    assert m, "the caddy service sets no GODEBUG"
+    return m.group(1)
+
+
 def caddy_bin():
     b = os.environ.get("CADDY_BIN", os.path.join(ROOT, "out", "cache", "caddy", "usr", "bin", "caddy"))
     if not os.path.isabs(b):
@@ -240,6 +249,7 @@ class Stack:
             "BACKEND_PORT": backend_port, "DIAL_TIMEOUT": "10s", "IDLE_TIMEOUT": "5m",
             "HANDSHAKE_TIMEOUT": "10s", "ANTI_REPLAY": "true", "ANTI_REPLAY_MAX_SIZE": "1mib",
             "ANTI_REPLAY_ERROR_RATE": "0.001", "STATS": "", "STATS_BIND": "",
+            "SECRETS_TABLE": "",
             "DATACENTERS": "[datacenters]\n" + "\n".join(
                 '%d = ["127.0.0.1:%d"]' % (i, self.dc.port) for i in range(1, 6)),
         }
@@ -255,7 +265,8 @@ class Stack:
         https_port, http_port = free_port(), free_port()
         cfg = self.caddyfile(name, https_port, http_port, wrapper)
         env = {"PATH": "/usr/bin:/bin", "HOME": self.data, "XDG_DATA_HOME": self.data,
-               "XDG_CONFIG_HOME": os.path.join(self.dir, "config-" + name)}
+               "XDG_CONFIG_HOME": os.path.join(self.dir, "config-" + name),
+               "GODEBUG": image_caddy_godebug()}
         log = os.path.join(self.dir, "caddy-%s.log" % name)
         p = Proc([caddy_bin(), "run", "--config", cfg, "--adapter", "caddyfile"], log, env)
         self.procs.append(p)

@@ -338,6 +338,51 @@ TEST(relay_tg_down_without_streams_copies_into_records)
     pool_destroy(&p);
 }
 
+/* Fast mode toward the client: the two streams are one (same key, same
+ * offset), so the payload passes unchanged; at the DC's FIN the
+ * close_notify record is encrypted with the client's stream at the offset
+ * the client has reached, although the relay never applied it. */
+TEST(relay_tg_down_same_streams_then_close_notify)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    pool p;
+    pool_init(&p, 0, 0);
+    crypto_ctr dc_rx, cli_tx, client_rx;
+    uint8_t key[32] = { 8 }, iv[16] = { 9 };
+    crypto_ctr_init(&dc_rx, key, iv);
+    crypto_ctr_init(&cli_tx, key, iv);
+    crypto_ctr_init(&client_rx, key, iv);
+    uint32_t records = 0;
+    uint64_t bytes = 0;
+    relay_xform x = { .kind = RELAY_TG_DOWN, .first = &dc_rx, .second = &cli_tx,
+                      .same_streams = 1, .tx_records = &records, .tx_bytes = &bytes };
+    relay_flow f = { 0 };
+    static uint8_t msg[5000], rec[6000], plain[6000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7);
+    CHECK_EQ_INT(write(a[0], msg, sizeof msg), (long)sizeof msg);
+    shutdown(a[0], SHUT_WR);
+    for (int i = 0; i < 4 && !f.shut; i++)
+        CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
+    CHECK(f.eof && f.shut);
+    size_t n = drain(b[1], rec, sizeof rec), lens[8], plain_len = 0;
+    int got = parse_records(rec, n, lens, 8, plain, &plain_len);
+    CHECK(got >= 2);
+    CHECK_EQ_INT(plain_len, sizeof msg + 19);
+    CHECK_MEM(plain, msg, sizeof msg);   /* unchanged: the streams cancel */
+    CHECK_EQ_INT(lens[got - 1], 19);
+    /* The client decrypts the alert at offset 5000 of its stream. */
+    crypto_ctr_skip(&client_rx, sizeof msg);
+    crypto_ctr_apply(&client_rx, plain + sizeof msg, 19);
+    CHECK_EQ_INT(plain[sizeof msg], 0x7f);
+    CHECK(plain[sizeof msg + 1] >= 64);
+    CHECK(plain[sizeof msg + 2] == 0 && plain[sizeof msg + 3] == 0);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    pool_destroy(&p);
+}
+
 TEST(close_reasons_table)
 {
     CHECK_STR(close_reason_get(CLOSE_DONE)->name, "done");
