@@ -34,16 +34,22 @@ RUN IMAGE_ROOT=out/rootfs ./build.sh rootfs "$TARGETARCH"
 FROM scratch
 COPY --from=builder /src/out/rootfs/ /
 ARG REVISION=unknown
+ARG VERSION=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="tgfront" \
       org.opencontainers.image.description="Telegram FakeTLS proxy and a real HTTPS website (Caddy) sharing one :443" \
+      org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT AND Apache-2.0 AND ISC AND GPL-2.0-only" \
       org.opencontainers.image.documentation="README.md in the source tree"
 ENV PATH=/usr/bin:/bin:/usr/sbin:/sbin
 EXPOSE 80 443
 VOLUME ["/data"]
-# tgfront connects to every address /init wrote: its own HTTPS port, Caddy's
-# loopback TLS port and Caddy's HTTP port.
+# tgfront connects to every address /init wrote (its own HTTPS port, Caddy's
+# loopback TLS port and Caddy's HTTP port), and Caddy must hold a
+# certificate for DOMAIN.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/bin/sh", "-c", "exec /usr/bin/tgfront healthcheck $(cat /run/tgfront/healthcheck)"]
+    CMD ["/usr/lib/tgfront/healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/init"]

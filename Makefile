@@ -71,7 +71,15 @@ ALLCFLAGS  = $(WARN) $(OPT) $(SANITIZE) $(CPPFLAGS) $(CFLAGS) -MMD -MP
 # Architecture-specific files are listed here and built only by the profile
 # that names them in PROFILE_SRCS (their instructions would not run elsewhere).
 ARCH_SRCS   := src/crypto_armv8.c
-DAEMON_SRCS := $(filter-out $(ARCH_SRCS),$(wildcard src/*.c)) $(PROFILE_SRCS)
+# Nayuki's QR Code generator (C), from Debian's qr-code-generator source
+# package (build.sh fetches it into out/src), compiled in like BearSSL.
+QRCODEGEN_DIR ?= $(firstword $(wildcard out/src/QR-Code-generator-*/c))
+ifeq ($(QRCODEGEN_DIR)$(filter clean,$(MAKECMDGOALS)),)
+  $(error QRCODEGEN_DIR is empty: run ./build.sh (it fetches qr-code-generator into out/src) or set QRCODEGEN_DIR)
+endif
+CPPFLAGS    += -I$(QRCODEGEN_DIR)
+DAEMON_SRCS := $(filter-out $(ARCH_SRCS),$(wildcard src/*.c)) $(PROFILE_SRCS) \
+               $(QRCODEGEN_DIR)/qrcodegen.c
 LIB_SRCS    := $(filter-out src/main.c,$(DAEMON_SRCS))
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 FUZZ_SRCS   := $(wildcard fuzz/fuzz_*.c)

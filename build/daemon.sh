@@ -346,9 +346,45 @@ daemon_check_binary() {
     daemon_say "$bin: $size bytes, $desc"
 }
 
+# --- QR code generator source ------------------------------------------------
+
+daemon_qrcodegen_dir() {
+    for d in out/src/QR-Code-generator-*/c; do
+        if [ -f "$d/qrcodegen.c" ] && [ -f "$d/qrcodegen.h" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Debian's qr-code-generator source package (Nayuki's QR Code generator; its
+# C library is two files). Only the upstream tarball is needed: when apt
+# cannot fetch the Debian part, the tarball apt already verified against the
+# signed Sources index is checked against the .dsc again and unpacked.
+daemon_qrcodegen_source() {
+    daemon_qrcodegen_dir >/dev/null && return 0
+    daemon_have_bearssl_sources_index || daemon_bearssl_source
+    mkdir -p out/src
+    daemon_say "fetching Debian's qr-code-generator source package into out/src"
+    (cd out/src && apt-get source qr-code-generator >/dev/null 2>&1) || true
+    if ! daemon_qrcodegen_dir >/dev/null; then
+        dsc=$(ls out/src/qr-code-generator_*.dsc 2>/dev/null | tail -n 1)
+        orig=$(ls out/src/qr-code-generator_*.orig.tar.* 2>/dev/null | tail -n 1)
+        [ -n "$dsc" ] && [ -n "$orig" ] || daemon_die "apt-get source qr-code-generator failed"
+        want=$(awk -v f="${orig##*/}" '/^Checksums-Sha256:/ { on = 1; next } /^[^ ]/ { on = 0 }
+            on && $3 == f { print $1 }' "$dsc")
+        have=$(sha256sum "$orig" | cut -d' ' -f1)
+        [ -n "$want" ] && [ "$want" = "$have" ] || daemon_die "$orig does not match the sha256 in $dsc"
+        tar -C out/src -xf "$orig" || daemon_die "cannot unpack $orig"
+    fi
+    daemon_qrcodegen_dir >/dev/null || daemon_die "qr-code-generator source has no c/qrcodegen.c"
+}
+
 daemon_setup() {
     daemon_prereqs
     daemon_bearssl_source
+    daemon_qrcodegen_source
 }
 
 daemon_build() {

@@ -143,7 +143,7 @@ image_arch_pkg_version() {
 image_arch_prereqs() {
     image_is_debian_like || image_die "an $IMAGE_ARCH image needs Debian's apt and dpkg"
     missing=
-    for p in busybox-static ca-certificates; do
+    for p in busybox-static ca-certificates libcap2-bin; do
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
     done
     command -v readelf >/dev/null 2>&1 || missing="$missing binutils"

@@ -72,7 +72,7 @@ image_apt_install() {
 image_prereqs() {
     image_arch_is_host || { image_arch_prereqs; return 0; }
     missing=
-    for p in s6 execline busybox-static ca-certificates; do
+    for p in s6 execline busybox-static ca-certificates libcap2-bin; do
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
     done
     command -v ldd >/dev/null 2>&1 || missing="$missing libc-bin"
@@ -219,6 +219,9 @@ image_add_busybox() {
 image_add_caddy() {
     root=$1
     image_install_elf "$IMAGE_CADDY_DIR/usr/bin/caddy" /usr/bin/caddy "$root"
+    # Caddy runs as the caddy user; this one capability lets it bind the
+    # public HTTP port in the host's network namespace (--network host).
+    setcap cap_net_bind_service=+ep "$root/usr/bin/caddy" || image_die "setcap on caddy failed"
     [ -r "$IMAGE_CADDY_DIR/usr/share/doc/caddy/copyright" ] &&
         mkdir -p "$root/usr/share/doc/caddy" &&
         cp "$IMAGE_CADDY_DIR/usr/share/doc/caddy/copyright" "$root/usr/share/doc/caddy/"
@@ -271,6 +274,10 @@ image_rootfs() {
     image_add_caddy "$tmp"
     image_add_certs "$tmp"
     chmod 0755 "$tmp/init"
+    # A new named volume starts as a copy of /data: Caddy's part is the
+    # caddy user's already (no CHOWN capability needed at first start).
+    mkdir -p "$tmp/data/caddy"
+    chown 102:102 "$tmp/data/caddy"
     image_check_root "$tmp"
     rm -rf "$IMAGE_ROOT"
     mv "$tmp" "$IMAGE_ROOT"
@@ -348,8 +355,12 @@ image_build() {
     image_base
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     image_say "building $IMAGE_TAG ($IMAGE_ARCH) with $ENGINE from Dockerfile (builder base $IMAGE_BASE)"
+    ver=$(sed -n 's/^#define TGFRONT_VERSION "\(.*\)"$/\1/p' src/cli.h)
+    # The source label: the clone's origin, without any user:password@.
+    src=$(git config --get remote.origin.url 2>/dev/null | sed 's#//[^@/]*@#//#' || true)
     # shellcheck disable=SC2046 # a list of options
-    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" -t "$IMAGE_TAG" $(image_arch_build_opts)
+    set -- build --build-arg "BASE=$IMAGE_BASE" --build-arg "REVISION=$rev" \
+        --build-arg "VERSION=${ver:-unknown}" --build-arg "SOURCE=${src:-unknown}" -t "$IMAGE_TAG" $(image_arch_build_opts)
     if [ "$ENGINE" = podman ]; then
         # host network: apt inside the builder uses this machine's mirror;
         # docker format keeps HEALTHCHECK; --pull=never: no registry here.

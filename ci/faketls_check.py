@@ -14,6 +14,7 @@ Prints one line; exit 0 on success.
 import argparse
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
@@ -61,6 +62,8 @@ def main():
     ap.add_argument("--proxy", default="127.0.0.1:443")
     ap.add_argument("--dc-listen", default="127.0.0.1:4430")
     ap.add_argument("--dc", type=int, default=2)
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="keep the relay open this many seconds, a round trip every 0.2 s")
     a = ap.parse_args()
 
     key, host = tgclient.parse_secret(a.secret)
@@ -78,6 +81,17 @@ def main():
                 print("FAIL: echoed data differs (size %d)" % size)
                 return 1
             total += size
+        trips = 0
+        deadline = time.monotonic() + a.hold
+        while time.monotonic() < deadline:
+            data = os.urandom(1024)
+            c.send(data)
+            if c.recv_exact(len(data)) != data:
+                print("FAIL: echoed data differs after %d round trips of the hold" % trips)
+                return 1
+            trips += 1
+            total += len(data)
+            time.sleep(0.2)
         c.close()
         seen = dc.wait_for(lambda conns: [x for x in conns if x.dc is not None], 5.0)
         if not seen:
@@ -90,8 +104,9 @@ def main():
         if err:
             print("FAIL: " + err)
             return 1
-        print("round-tripped %d bytes through DC %d; site and FakeTLS answer pick X25519MLKEM768"
-              % (total, a.dc))
+        held = " (relay held %.0f s, %d round trips)" % (a.hold, trips) if a.hold else ""
+        print("round-tripped %d bytes through DC %d%s; site and FakeTLS answer pick X25519MLKEM768"
+              % (total, a.dc, held))
         return 0
     except Exception as e:  # report any failure as one line
         print("FAIL: %s: %s" % (type(e).__name__, e))

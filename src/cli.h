@@ -17,6 +17,8 @@ int cli_generate_secret(int argc, char **argv);
 int cli_access(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_healthcheck(int argc, char **argv);
+int cli_check_config(int argc, char **argv);   /* cli_check.c */
+int cli_links(int argc, char **argv);          /* cli_links.c */
 
 /* Prints "tgfront: <what>" to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -20,6 +20,10 @@ static const char usage_text[] =
     "                                  print tg:// and t.me links as JSON\n"
     "  doctor CONFIG                   check the config, DCs and the fronting target\n"
     "  healthcheck HOST:PORT...        exit 0 if every address accepts TCP\n"
+    "  check-config [--domain HOST] [--write OUT] FILE...\n"
+    "                                  merge config layers and check them as run would\n"
+    "  links CONFIG [--port N] [--no-qr]\n"
+    "                                  print the proxy links and a QR code\n"
     "  version                         print the version\n"
     "  help                            print this text\n";
 
@@ -46,6 +50,8 @@ int main(int argc, char **argv)
         { "access", cli_access },
         { "doctor", cli_doctor },
         { "healthcheck", cli_healthcheck },
+        { "check-config", cli_check_config },
+        { "links", cli_links },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
