@@ -1,6 +1,8 @@
 /* Fuzzes faketls_rx_unwrap: the input is cut into pieces at points taken
  * from its first bytes; unwrapping piece by piece must give exactly what
- * one call over the whole input gives (or fail the same way). */
+ * one call over the whole input gives (or fail the same way). The relay's
+ * zero-copy form, faketls_rx_spans with a span array of 1..4 entries (from
+ * the fourth byte), must list exactly those payload bytes too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ep != ew || out_pieces != out_whole)
         abort();
     if (ew == 0 && (a.hdr_have != b.hdr_have || a.remaining != b.remaining))
+        abort();
+
+    faketls_rx c;
+    faketls_span spans[4];
+    size_t max = (size_t)(data[-1] & 3) + 1, out_spans = 0;
+    int es = 0;
+    faketls_rx_init(&c);
+    for (size_t off = 0; off < len && es == 0;) {
+        size_t count = 0, used = 0;
+        es = faketls_rx_spans(&c, data + off, len - off, spans, max, &count, &used, NULL);
+        if (count > max || used > len - off || (es == 0 && used == 0))
+            abort();
+        for (size_t i = 0; i < count; i++) {
+            if (spans[i].off + spans[i].len > used || out_spans + spans[i].len > out_whole ||
+                memcmp(data + off + spans[i].off, whole + out_spans, spans[i].len) != 0)
+                abort();
+            out_spans += spans[i].len;
+        }
+        off += used;
+    }
+    if (es != ew || out_spans != out_whole)
         abort();
     return 0;
 }

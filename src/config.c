@@ -943,6 +943,9 @@ static const key_def keys[] = {
     { KEY("web", "max-streams"), AT_U32(web.max_streams, 1, 1024, 64) },
     { KEY("web", "trust-forwarded-for"), AT_BOOL(web.trust_forwarded_for, 1) },
 
+    /* tgfront's own: mtprotoproxy's FAST_MODE (mtg has none), off. */
+    { KEY("relay", "fast-mode"), AT_BOOL(fast_mode, 0) },
+
     /* tgfront's own: DC number -> ["ip:port", ...], replacing the built-in
      * addresses for that DC (tests and private deployments). */
     { KEY("datacenters", "*"), BY(K_STRLIST, set_datacenter) },

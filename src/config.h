@@ -109,6 +109,12 @@ typedef struct {
     /* dc table: prefer-ip, allow-fallback-on-unknown-dc, [datacenters] */
     dc_table dcs;
 
+    /* [relay] (tgfront's own) fast-mode: mtprotoproxy's FAST_MODE. The
+     * frame toward the DC makes the DC's stream equal to ours toward the
+     * client, so DC -> client bytes are relayed without AES (README: the
+     * trade-off). Off by default. */
+    int fast_mode;
+
     /* Every secret a hello may prove, mtg's `secret` first (as "default"),
      * then [secrets] in file order; secret_keys[i] is secrets[i]'s key and
      * all share secret.host. secret (above) is secrets[0] with the host. */

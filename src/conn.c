@@ -90,6 +90,7 @@ struct conn {
     unsigned mem_wait : 1;       /* a block was refused: retry on the tick */
     unsigned cw_quiet : 1;       /* client socket hung up without an error */
     unsigned pw_quiet : 1;       /* peer socket likewise */
+    unsigned fast : 1;           /* fast mode: DC -> client without AES */
     metrics_family family;
     struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */
     socklen_t client_len;
@@ -748,6 +749,14 @@ static void finish_init(conn *c)
             return;
         }
     } while (!obfs2_noise_ok(frame));
+    if (cfg->fast_mode) {
+        uint8_t key[32], iv[16];
+        obfs2_client_tx_material(c->init, cfg->secret_keys[c->sec_index], key, iv);
+        obfs2_mirror_material(frame, key, iv);
+        crypto_wipe(key, sizeof key);
+        crypto_wipe(iv, sizeof iv);
+        c->fast = 1;
+    }
     obfs2_build_dc_frame(frame, (int16_t)dc, &c->dc);
 
     /* Early payload after the init frame is re-encrypted behind the DC
@@ -1088,8 +1097,13 @@ static relay_xform down_xform(conn *c)
 {
     if (c->state != CS_RELAY)
         return (relay_xform){ .kind = RELAY_COPY };
+    /* Fast mode: dc.rx and cli.tx are the same stream at the same offset,
+     * so applying both would cancel out: apply neither (c->fast stays set
+     * once the close_notify has brought cli.tx up to date: it is the
+     * last record). */
     return (relay_xform){ .kind = RELAY_TG_DOWN, .first = &c->dc.rx, .second = &c->cli.tx,
-                          .tx_records = &c->tx_records, .tx_bytes = &c->tx_bytes };
+                          .same_streams = c->fast, .tx_records = &c->tx_records,
+                          .tx_bytes = &c->tx_bytes };
 }
 
 static void pump_up(conn *c)

@@ -5,6 +5,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "crypto_sha256ni.h"
+#include "crypto_x25519.h"
+#include "crypto_x86ni.h"
+
 /* BearSSL leaves its temporaries on the stack: br_sha256_out pads a copy of
  * the buffered input in its own frame, the compression function expands the
  * message words into a local array, and br_hmac_key_init builds key ^ ipad
@@ -24,13 +28,22 @@ static void burn_stack(void)
     __asm__ volatile("" : : "r"(area) : "memory");
 }
 
+/* SHA-NI when the CPU has it, else BearSSL's portable code: same bytes. */
+static const br_hash_class *sha256_class(void)
+{
+    const br_hash_class *vt = crypto_sha256ni_get_vtable();
+
+    return vt != NULL ? vt : &br_sha256_vtable;
+}
+
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
     br_sha256_context ctx;
+    const br_hash_class *vt = sha256_class();
 
-    br_sha256_init(&ctx);
-    br_sha256_update(&ctx, data, len);
-    br_sha256_out(&ctx, out);
+    vt->init(&ctx.vtable);
+    vt->update(&ctx.vtable, data, len);
+    vt->out(&ctx.vtable, out);
     /* A message shorter than a block (obfs2 hashes material || key, 48
      * bytes) stays whole in ctx.buf. */
     crypto_wipe(&ctx, sizeof ctx);
@@ -41,14 +54,14 @@ void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 
 void crypto_hmac_init(crypto_hmac *h, const uint8_t *key, size_t key_len)
 {
-    br_hmac_key_init(&h->key, &br_sha256_vtable, key, key_len);
+    br_hmac_key_init(&h->key, sha256_class(), key, key_len);
     br_hmac_init(&h->ctx, &h->key, 0);
     burn_stack();
 }
 
 void crypto_hmac_key_init(crypto_hmac_key *k, const uint8_t *key, size_t key_len)
 {
-    br_hmac_key_init(k, &br_sha256_vtable, key, key_len);
+    br_hmac_key_init(k, sha256_class(), key, key_len);
     burn_stack();
 }
 
@@ -102,37 +115,49 @@ static const br_block_ctrcbc_class *ctr_hw(void)
 #endif
 }
 
+/* Picked once: BearSSL's x86ni check runs CPUID, which a hypervisor may
+ * trap, and crypto_ctr_init runs four times per connection. Every thread
+ * computes the same answer, so a relaxed atomic is enough. */
 static const br_block_ctrcbc_class *ctr_pick(void)
 {
-    const br_block_ctrcbc_class *vt = ctr_hw();
+    static const br_block_ctrcbc_class *picked;
+    const br_block_ctrcbc_class *vt = __atomic_load_n(&picked, __ATOMIC_RELAXED);
 
-    return vt != NULL ? vt : &br_aes_ct64_ctrcbc_vtable;
+    if (vt == NULL) {
+        vt = ctr_hw();
+        if (vt == NULL)
+            vt = &br_aes_ct64_ctrcbc_vtable;
+        __atomic_store_n(&picked, vt, __ATOMIC_RELAXED);
+    }
+    return vt;
 }
 
-/* The context pointer BearSSL expects: the keys struct, whose first member
- * is its vtable pointer. Chosen from c->vtable so both union members work. */
-static const br_block_ctrcbc_class *const *ctr_keys(const crypto_ctr *c)
-{
-    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
-        return &c->keys.ct.vtable;
+/* Round keys for one call, in the layout of the context's implementation;
+ * every BearSSL ctrcbc context starts with its vtable pointer. */
+typedef union {
+    const br_block_ctrcbc_class *vtable;
+    br_aes_x86ni_ctrcbc_keys ni;
+    br_aes_ct64_ctrcbc_keys ct;
 #if defined(__aarch64__)
-    return &c->keys.armv8.vtable;
-#else
-    return &c->keys.ni.vtable;
+    crypto_armv8_ctrcbc_keys armv8;
 #endif
+} ctr_sched;
+
+static void sched_expand(const crypto_ctr *c, ctr_sched *s)
+{
+    c->vtable->init(&s->vtable, c->key, sizeof c->key);
+}
+
+/* The round keys are as secret as the key. */
+static void sched_wipe(ctr_sched *s)
+{
+    crypto_wipe(s, sizeof *s);
 }
 
 void crypto_ctr_init(crypto_ctr *c, const uint8_t key[32], const uint8_t iv[16])
 {
     c->vtable = ctr_pick();
-    if (c->vtable == &br_aes_ct64_ctrcbc_vtable)
-        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
-    else
-#if defined(__aarch64__)
-        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
-#else
-        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
-#endif
+    memcpy(c->key, key, sizeof c->key);
     memcpy(c->counter, iv, sizeof c->counter);
     memset(c->stream, 0, sizeof c->stream);
     c->stream_used = sizeof c->stream;
@@ -145,10 +170,14 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
         *buf++ ^= c->stream[c->stream_used++];
         len--;
     }
+    if (len == 0)
+        return;
 
+    ctr_sched k;
+    sched_expand(c, &k);
     size_t whole = len & ~(size_t)15;
     if (whole > 0) {
-        c->vtable->ctr(ctr_keys(c), c->counter, buf, whole);
+        c->vtable->ctr(&k.vtable, c->counter, buf, whole);
         buf += whole;
         len -= whole;
     }
@@ -156,11 +185,103 @@ void crypto_ctr_apply(crypto_ctr *c, uint8_t *buf, size_t len)
     if (len > 0) {
         /* CTR of a zero block is the keystream block itself. */
         memset(c->stream, 0, sizeof c->stream);
-        c->vtable->ctr(ctr_keys(c), c->counter, c->stream, sizeof c->stream);
+        c->vtable->ctr(&k.vtable, c->counter, c->stream, sizeof c->stream);
         for (size_t i = 0; i < len; i++)
             buf[i] ^= c->stream[i];
-        c->stream_used = (unsigned)len;
+        c->stream_used = (uint8_t)len;
     }
+    sched_wipe(&k);
+}
+
+void crypto_ctr_skip(crypto_ctr *c, uint64_t n)
+{
+    while (n > 0 && c->stream_used < sizeof c->stream) {
+        c->stream_used++;
+        n--;
+    }
+    if (n == 0)
+        return;
+    /* counter += n / 16, carrying across all 128 bits (big-endian). */
+    uint64_t add = n / 16;
+    for (int i = 15; i >= 0 && add > 0; i--) {
+        uint64_t v = (uint64_t)c->counter[i] + (add & 0xff);
+        c->counter[i] = (uint8_t)v;
+        add = (add >> 8) + (v >> 8);
+    }
+    unsigned rem = (unsigned)(n % 16);
+    if (rem > 0) {
+        uint8_t scratch[16] = { 0 };
+        crypto_ctr_apply(c, scratch, rem);
+        crypto_wipe(scratch, sizeof scratch);
+    }
+}
+
+/* The two-stream pass for this pair, or 0 when they cannot share one. */
+static int ctr2_fast(const crypto_ctr *a, const crypto_ctr *b)
+{
+    if (a->vtable != b->vtable || a->stream_used != b->stream_used)
+        return 0;
+#if defined(__aarch64__)
+    return a->vtable == &crypto_armv8_ctrcbc_vtable;
+#elif defined(__x86_64__)
+    return a->vtable == &br_aes_x86ni_ctrcbc_vtable;
+#else
+    return 0;
+#endif
+}
+
+static void ctr2_blocks(crypto_ctr *a, const ctr_sched *ka, crypto_ctr *b,
+                        const ctr_sched *kb, uint8_t *dst, const uint8_t *src, size_t nblocks)
+{
+#if defined(__aarch64__)
+    crypto_armv8_ctr2(&ka->armv8, a->counter, &kb->armv8, b->counter, dst, src, nblocks);
+#elif defined(__x86_64__)
+    crypto_x86ni_ctr2(ka->ni.skey.skni, a->counter, kb->ni.skey.skni, b->counter, dst, src,
+                      nblocks);
+#else
+    (void)a, (void)ka, (void)b, (void)kb, (void)dst, (void)src, (void)nblocks;
+#endif
+}
+
+void crypto_ctr_apply2(crypto_ctr *a, crypto_ctr *b, uint8_t *dst, const uint8_t *src,
+                       size_t len)
+{
+    if (!ctr2_fast(a, b)) {
+        /* BearSSL's code (ct64 when the CPU has no AES instructions). */
+        if (dst != src)
+            memmove(dst, src, len);
+        crypto_ctr_apply(a, dst, len);
+        crypto_ctr_apply(b, dst, len);
+        return;
+    }
+    /* Both at the same offset in their saved blocks: use those up together. */
+    while (len > 0 && a->stream_used < sizeof a->stream) {
+        *dst++ = *src++ ^ a->stream[a->stream_used++] ^ b->stream[b->stream_used++];
+        len--;
+    }
+    if (len == 0)
+        return;
+    ctr_sched ka, kb;
+    sched_expand(a, &ka);
+    sched_expand(b, &kb);
+    size_t nblocks = len / 16;
+    if (nblocks > 0) {
+        ctr2_blocks(a, &ka, b, &kb, dst, src, nblocks);
+        dst += nblocks * 16;
+        src += nblocks * 16;
+        len -= nblocks * 16;
+    }
+    if (len > 0) {
+        memset(a->stream, 0, sizeof a->stream);
+        memset(b->stream, 0, sizeof b->stream);
+        a->vtable->ctr(&ka.vtable, a->counter, a->stream, sizeof a->stream);
+        b->vtable->ctr(&kb.vtable, b->counter, b->stream, sizeof b->stream);
+        for (size_t i = 0; i < len; i++)
+            dst[i] = src[i] ^ a->stream[i] ^ b->stream[i];
+        a->stream_used = b->stream_used = (uint8_t)len;
+    }
+    sched_wipe(&ka);
+    sched_wipe(&kb);
 }
 
 void crypto_ctr_wipe(crypto_ctr *c)
@@ -183,14 +304,15 @@ void crypto_x25519_public(const uint8_t scalar[32], uint8_t pub[32])
 {
     uint8_t k[32];
 
-    /* BearSSL clamps too; doing it here keeps the contract independent of
-     * that detail. Scalars are little-endian as in RFC 7748. m31 is used
-     * directly so the binary does not carry the NIST curve code. */
+    /* Scalars are little-endian and clamped as in RFC 7748. A fixed-base
+     * comb (crypto_x25519.c, which says why its output is exactly the
+     * ladder's) costs a fraction of BearSSL's generic m31 ladder, which
+     * the unit tests keep as the reference. */
     memcpy(k, scalar, sizeof k);
     k[0] &= 0xF8;
     k[31] &= 0x7F;
     k[31] |= 0x40;
-    br_ec_c25519_m31.mulgen(pub, k, sizeof k, BR_EC_curve25519);
+    crypto_x25519_base(k, pub);
     crypto_wipe(k, sizeof k);
 }
 

@@ -33,4 +33,12 @@ const br_block_ctrcbc_class *crypto_armv8_ctrcbc_get_vtable(void);
 void crypto_armv8_ctrcbc_init(crypto_armv8_ctrcbc_keys *k, const uint8_t *key,
                               size_t key_len);
 
+/* Two key streams in one pass, as crypto_x86ni_ctr2 on amd64: for nblocks
+ * whole blocks dst = src ^ E_a(ctr_a++) ^ E_b(ctr_b++); counters 128-bit
+ * big-endian, updated; dst may equal src or lie before it. Only call it
+ * when crypto_armv8_ctrcbc_get_vtable() returned the vtable. */
+void crypto_armv8_ctr2(const crypto_armv8_ctrcbc_keys *a, uint8_t ctr_a[16],
+                       const crypto_armv8_ctrcbc_keys *b, uint8_t ctr_b[16], uint8_t *dst,
+                       const uint8_t *src, size_t nblocks);
+
 #endif

@@ -685,17 +685,18 @@ void faketls_rx_init(faketls_rx *st)
     memset(st, 0, sizeof *st);
 }
 
-int faketls_rx_unwrap(faketls_rx *st, uint8_t *buf, size_t len,
-                      size_t *out_len, faketls_reason *reason)
+int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_span *spans,
+                     size_t max, size_t *count, size_t *used, faketls_reason *reason)
 {
-    size_t r = 0, w = 0;
+    size_t r = 0, n_spans = 0;
     while (r < len) {
         if (st->hdr_have < FAKETLS_HEADER_LEN) {
             st->hdr[st->hdr_have++] = buf[r++];
             if (st->hdr_have < FAKETLS_HEADER_LEN)
                 continue;
             if (st->hdr[1] != 0x03 || st->hdr[2] != 0x03) {
-                *out_len = w;
+                *count = n_spans;
+                *used = r;
                 if (reason)
                     *reason = FAKETLS_R_BAD_VERSION;
                 return -1;
@@ -710,16 +711,38 @@ int faketls_rx_unwrap(faketls_rx *st, uint8_t *buf, size_t len,
         /* Only application data carries the stream; the rest (the client's
          * ChangeCipherSpec) is dropped as mtg does. */
         if (st->type == REC_APPDATA) {
-            memmove(buf + w, buf + r, n);
-            w += n;
+            if (n_spans == max)
+                break;
+            spans[n_spans++] = (faketls_span){ .off = r, .len = n };
         }
         r += n;
         st->remaining = (uint16_t)(st->remaining - n);
         if (st->remaining == 0)
             st->hdr_have = 0;
     }
-    *out_len = w;
+    *count = n_spans;
+    *used = r;
     return 0;
+}
+
+int faketls_rx_unwrap(faketls_rx *st, uint8_t *buf, size_t len,
+                      size_t *out_len, faketls_reason *reason)
+{
+    faketls_span spans[16];
+    size_t r = 0, w = 0;
+    int rc = 0;
+    while (r < len && rc == 0) {
+        size_t count = 0, used = 0;
+        rc = faketls_rx_spans(st, buf + r, len - r, spans, sizeof spans / sizeof spans[0],
+                              &count, &used, reason);
+        for (size_t i = 0; i < count; i++) {
+            memmove(buf + w, buf + r + spans[i].off, spans[i].len);
+            w += spans[i].len;
+        }
+        r += used;
+    }
+    *out_len = w;
+    return rc;
 }
 
 void faketls_tx_header(uint8_t hdr[FAKETLS_HEADER_LEN], size_t payload_len)

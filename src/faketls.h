@@ -207,6 +207,21 @@ void faketls_rx_init(faketls_rx *st);
 int faketls_rx_unwrap(faketls_rx *st, uint8_t *buf, size_t len,
                       size_t *out_len, faketls_reason *reason);
 
+/* A run of application-data payload: buf[off..off+len). */
+typedef struct {
+    size_t off, len;
+} faketls_span;
+
+/* The same parse as faketls_rx_unwrap without moving a byte: continues st's
+ * record stream over buf[0..len) and lists the application-data payload
+ * runs in order in spans[0..*count), at most max of them (max >= 1). *used
+ * is how much of buf was parsed: len, unless the spans ran out first (then
+ * call again with buf + *used). Returns 0, or -1 when a record's version is
+ * not 03 03 (*reason = FAKETLS_R_BAD_VERSION; the runs before the bad
+ * header are listed). reason may be NULL. */
+int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_span *spans,
+                     size_t max, size_t *count, size_t *used, faketls_reason *reason);
+
 /* Writes the header 17 03 03 BE16(payload_len) of a proxy -> client
  * application-data record. payload_len must be <= FAKETLS_TX_MAX_PAYLOAD. */
 void faketls_tx_header(uint8_t hdr[FAKETLS_HEADER_LEN], size_t payload_len);

@@ -106,6 +106,27 @@ void obfs2_build_dc_frame(uint8_t frame[OBFS2_FRAME_LEN], int16_t dc,
     crypto_wipe(enc, sizeof enc);
 }
 
+void obfs2_client_tx_material(const uint8_t frame[OBFS2_FRAME_LEN], const uint8_t key16[16],
+                              uint8_t key[32], uint8_t iv[16])
+{
+    uint8_t rev[MAT_LEN];
+
+    reverse_material(frame, rev);
+    mixed_key(rev, key16, key);
+    memcpy(iv, rev + KEY_LEN, IV_LEN);
+    crypto_wipe(rev, sizeof rev);
+}
+
+void obfs2_mirror_material(uint8_t frame[OBFS2_FRAME_LEN], const uint8_t key[32],
+                           const uint8_t iv[16])
+{
+    /* build_dc_frame derives rx from bytes 8..56 reversed. */
+    for (size_t i = 0; i < KEY_LEN; i++)
+        frame[KEY_OFF + MAT_LEN - 1 - i] = key[i];
+    for (size_t i = 0; i < IV_LEN; i++)
+        frame[KEY_OFF + MAT_LEN - 1 - KEY_LEN - i] = iv[i];
+}
+
 void obfs2_wipe(obfs2_ciphers *c)
 {
     crypto_ctr_wipe(&c->rx);

@@ -51,6 +51,21 @@ int obfs2_noise_ok(const uint8_t noise[OBFS2_FRAME_LEN]);
 void obfs2_build_dc_frame(uint8_t frame[OBFS2_FRAME_LEN], int16_t dc,
                           obfs2_ciphers *out);
 
+/* Fast mode, step 1: the key and IV of the stream we encrypt toward the
+ * client with (out->tx of obfs2_accept_client for this frame), recomputed
+ * from the client's frame as received. Both are secret: wipe them. */
+void obfs2_client_tx_material(const uint8_t frame[OBFS2_FRAME_LEN], const uint8_t key16[16],
+                              uint8_t key[32], uint8_t iv[16]);
+
+/* Fast mode, step 2: puts key and iv into noise accepted by obfs2_noise_ok
+ * (bytes 8..56 = reverse(key || iv); bytes 0..7 unchanged, so the noise
+ * stays acceptable) before obfs2_build_dc_frame. The DC's stream toward us
+ * (out->rx) then equals the one with that key and IV, from the same
+ * offset 0: a DC -> client byte needs no AES at all. Those bytes go to the
+ * DC in clear, as the frame's material always does. */
+void obfs2_mirror_material(uint8_t frame[OBFS2_FRAME_LEN], const uint8_t key[32],
+                           const uint8_t iv[16]);
+
 /* Wipes both cipher states. */
 void obfs2_wipe(obfs2_ciphers *c);
 

@@ -4,7 +4,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const size_t block_bytes[2] = { POOL_SMALL_SIZE, POOL_BLOCK_SIZE };
+static const size_t block_bytes[POOL_SIZES] = { POOL_SMALL_SIZE, POOL_BLOCK_SIZE,
+                                                POOL_BATCH_SIZE };
+
+/* Free blocks kept per size: batch blocks are four times larger. */
+static size_t keep_of(const pool *p, pool_size size)
+{
+    return size == POOL_BATCH ? p->keep_max / 4 : p->keep_max;
+}
 
 void pool_init(pool *p, size_t keep_max, size_t bytes_cap)
 {
@@ -35,8 +42,9 @@ uint8_t *pool_get(pool *p, pool_size size)
     }
     b->next = NULL;
     p->bytes_in_use += bytes;
-    if (++p->in_use[size] > p->in_use_peak && size == POOL_LARGE)
-        p->in_use_peak = p->in_use[size];
+    ++p->in_use[size];
+    if (size != POOL_SMALL && p->in_use[POOL_LARGE] + p->in_use[POOL_BATCH] > p->in_use_peak)
+        p->in_use_peak = p->in_use[POOL_LARGE] + p->in_use[POOL_BATCH];
     return b->data;
 }
 
@@ -50,7 +58,7 @@ void pool_put(pool *p, uint8_t *data)
     pool_size size = (pool_size)b->size;
     p->in_use[size]--;
     p->bytes_in_use -= block_bytes[size];
-    if (p->free_count[size] < p->keep_max) {
+    if (p->free_count[size] < keep_of(p, size)) {
         b->next = p->free_list[size];
         p->free_list[size] = b;
         p->free_count[size]++;
@@ -61,7 +69,7 @@ void pool_put(pool *p, uint8_t *data)
 
 void pool_destroy(pool *p)
 {
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < POOL_SIZES; s++) {
         while (p->free_list[s]) {
             pool_block *b = p->free_list[s];
             p->free_list[s] = b->next;

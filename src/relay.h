@@ -1,6 +1,7 @@
 /* relay: the byte mover. It moves one direction of an established
  * connection from a source descriptor to a destination descriptor through
- * one pool block, optionally transformed, and reports what happened. It
+ * one pool block (a full block, or a batch block once a read has filled a
+ * full one), optionally transformed, and reports what happened. It
  * never closes anything and knows nothing of connections or servers: the
  * owner (conn.c) maps each status to what the connection does next. */
 #ifndef TGF_RELAY_H
@@ -31,6 +32,7 @@ typedef struct {
     unsigned eof : 1;        /* the source sent FIN */
     unsigned shut : 1;       /* the FIN was passed on to the destination */
     unsigned close_on_eof : 1; /* the caller closes dst instead of shutting it */
+    unsigned bulk : 1;       /* the last read filled its block: batch next */
     uint64_t read_bytes;     /* taken from the source */
     uint64_t bytes;          /* written to the destination */
     uint64_t *traffic;       /* metrics counter for written bytes, or NULL */
@@ -51,13 +53,20 @@ typedef enum {
 } relay_kind;
 
 /* What happens to the bytes on the way. For the Telegram kinds the first
- * key stream decrypts what arrived and the second encrypts what leaves. */
+ * key stream decrypts what arrived and the second encrypts what leaves;
+ * both NULL, or same_streams set: the bytes pass through unchanged inside
+ * the framing (fast mode, where the two streams are equal and cancel). */
 typedef struct {
     relay_kind kind;
     faketls_rx *rx;                  /* TG_UP: the client's record reader */
     crypto_ctr *first, *second;
     uint32_t *tx_records;            /* TG_DOWN: records sent so far */
     uint64_t *tx_bytes;              /* TG_DOWN: their bytes (size ramp) */
+    unsigned same_streams : 1;       /* TG_DOWN fast mode: first and second
+                                        are one stream at one offset, so
+                                        they cancel: neither is applied
+                                        (second is brought up to date for
+                                        the close_notify) */
     faketls_reason why;              /* TG_UP: set on RELAY_BAD_RECORD */
 } relay_xform;
 
@@ -66,8 +75,15 @@ typedef struct {
 relay_status relay_flush(relay_flow *f, int dst, pool *p);
 
 /* One read from src into f (only when f is empty and the source has not
- * ended), transformed by x, then flushed to dst at once. Reading resumes
- * only once the block is written, so a slow destination stops the source. */
+ * ended), transformed by x, then flushed to dst at once; again, up to a few
+ * times, while each read fills its block and each write completes (a bulk
+ * transfer skips the event loop between them). Reading resumes only once
+ * the block is written, so a slow destination stops the source. A read
+ * never waits for more bytes than are there: small writes go on at once.
+ * TG_DOWN reads with one readv into the payload slots of several records
+ * laid end to end, so framing copies nothing and one write sends them;
+ * TG_UP strips the client's record headers while applying the key streams
+ * (one pass, no memmove) and sends the payload with one write. */
 relay_status relay_pump(relay_flow *f, int src, int dst, relay_xform *x, pool *p);
 
 /* The record size ramp toward the client (exported for tests). */

@@ -10,6 +10,7 @@
 #endif
 
 #include "crypto.h"
+#include "crypto_sha256ni.h"
 #include "stack_probe.h"
 
 /* ---- SHA-256 / HMAC ------------------------------------------------------ */
@@ -24,6 +25,50 @@ TEST(crypto_sha256_known_answers)
 
     unit_unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", want, 32);
     crypto_sha256("", 0, got);
+    CHECK_MEM(got, want, 32);
+}
+
+/* The SHA-NI class (where the CPU has it) gives BearSSL's portable bytes
+ * for every length 0..300 fed in two pieces at every split, and so does
+ * HMAC over it. */
+TEST(crypto_sha256ni_matches_bearssl)
+{
+    const br_hash_class *ni = crypto_sha256ni_get_vtable();
+    uint8_t msg[300], want[32], got[32];
+    int bad = 0, runs = 0;
+
+    if (ni == NULL) {
+        CHECK_MSG(1, "no SHA-NI here: nothing to compare");
+        return;
+    }
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 29 + 3);
+    for (size_t len = 0; len <= sizeof msg; len++) {
+        br_sha256_context ref;
+        br_sha256_init(&ref);
+        br_sha256_update(&ref, msg, len);
+        br_sha256_out(&ref, want);
+        for (size_t cut = 0; cut <= len; cut += (len > 140 ? 7 : 1)) {
+            br_sha256_context c;
+            ni->init(&c.vtable);
+            ni->update(&c.vtable, msg, cut);
+            ni->update(&c.vtable, msg + cut, len - cut);
+            ni->out(&c.vtable, got);
+            bad += memcmp(got, want, 32) != 0;
+            runs++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of %d SHA-NI digests differ", bad, runs);
+    br_hmac_key_context kr, kn;
+    br_hmac_context hr, hn;
+    br_hmac_key_init(&kr, &br_sha256_vtable, msg, 100);
+    br_hmac_key_init(&kn, ni, msg, 100);
+    br_hmac_init(&hr, &kr, 0);
+    br_hmac_init(&hn, &kn, 0);
+    br_hmac_update(&hr, msg, 250);
+    br_hmac_update(&hn, msg, 250);
+    br_hmac_out(&hr, want);
+    br_hmac_out(&hn, got);
     CHECK_MEM(got, want, 32);
 }
 
@@ -60,15 +105,7 @@ static void ctr_init_with(crypto_ctr *c, const br_block_ctrcbc_class *vt,
                           const uint8_t key[32], const uint8_t iv[16])
 {
     crypto_ctr_init(c, key, iv);
-    c->vtable = vt;
-    if (vt == &br_aes_ct64_ctrcbc_vtable)
-        br_aes_ct64_ctrcbc_init(&c->keys.ct, key, 32);
-    else
-#if defined(__aarch64__)
-        crypto_armv8_ctrcbc_init(&c->keys.armv8, key, 32);
-#else
-        br_aes_x86ni_ctrcbc_init(&c->keys.ni, key, 32);
-#endif
+    c->vtable = vt;   /* round keys are expanded per call by c->vtable */
 }
 
 /* The hardware implementation when the CPU has it (and, on aarch64,
@@ -281,6 +318,149 @@ TEST(crypto_ctr_counter_wraps_and_splits)
     }
 }
 
+/* ---- two key streams in one pass ------------------------------------------
+ * crypto_ctr_apply2 against the reference (each stream on its own through
+ * aes_ct) for every implementation pair, every start offset of each stream
+ * within a block (equal offsets take the hardware two-stream path, unequal
+ * ones the fallback), every two-piece split, and dst trailing src by 0, 1,
+ * 5 (a record header) and 16 bytes. Lengths reach past eight blocks so the
+ * four-per-stream loop, its tail and the counter carry all run. */
+#define APPLY2_LEN 300
+static const size_t apply2_shifts[] = { 0, 1, 5, 16 };
+
+/* want = msg ^ ks_a[pre_a..pre_a+len) ^ ks_b[pre_b..pre_b+len). */
+static void apply2_reference(const uint8_t ka[32], const uint8_t iva[16], size_t pre_a,
+                             const uint8_t kb[32], const uint8_t ivb[16], size_t pre_b,
+                             const uint8_t *msg, uint8_t *want, size_t len)
+{
+    uint8_t sa[APPLY2_LEN + 32] = { 0 }, sb[APPLY2_LEN + 32] = { 0 };
+
+    ctr_reference(ka, iva, sa, pre_a + len);
+    ctr_reference(kb, ivb, sb, pre_b + len);
+    for (size_t i = 0; i < len; i++)
+        want[i] = msg[i] ^ sa[pre_a + i] ^ sb[pre_b + i];
+}
+
+TEST(crypto_ctr_apply2_matches_reference_at_every_split)
+{
+    uint8_t ka[32], kb[32], iva[16], ivb[16], msg[APPLY2_LEN], want[APPLY2_LEN];
+    uint8_t area[APPLY2_LEN + 16], skip[32];
+    const br_block_ctrcbc_class *impl[2];
+    size_t n = ctr_impls(impl);
+    crypto_ctr a, b;
+    int bad = 0, runs = 0;
+
+    memset(ka, 0x11, sizeof ka);
+    memset(kb, 0x22, sizeof kb);
+    /* Counters a few blocks before a 64-bit carry. */
+    unit_unhex("00000000000000fffffffffffffffffd", iva, 16);
+    unit_unhex("0102030405060708fffffffffffffffa", ivb, 16);
+    fill_message(msg, sizeof msg);
+    for (size_t k = 0; k < n; k++) {
+        for (size_t pre = 0; pre < 18; pre++) {
+            /* Equal offsets, and b one byte ahead of a. */
+            for (size_t skew = 0; skew < 2; skew++) {
+                size_t pre_a = pre, pre_b = pre + skew;
+                apply2_reference(ka, iva, pre_a, kb, ivb, pre_b, msg, want, APPLY2_LEN);
+                for (size_t si = 0; si < sizeof apply2_shifts / sizeof apply2_shifts[0]; si++) {
+                    size_t shift = apply2_shifts[si];
+                    for (size_t cut = 0; cut <= APPLY2_LEN; cut++) {
+                        ctr_init_with(&a, impl[k], ka, iva);
+                        ctr_init_with(&b, impl[k], kb, ivb);
+                        crypto_ctr_apply(&a, skip, pre_a);
+                        crypto_ctr_apply(&b, skip, pre_b);
+                        memcpy(area + shift, msg, APPLY2_LEN);
+                        crypto_ctr_apply2(&a, &b, area, area + shift, cut);
+                        crypto_ctr_apply2(&a, &b, area + cut, area + shift + cut,
+                                          APPLY2_LEN - cut);
+                        bad += memcmp(area, want, APPLY2_LEN) != 0;
+                        runs++;
+                    }
+                }
+            }
+        }
+        /* The streams end where one-stream calls leave them. */
+        crypto_ctr ra, rb;
+        ctr_init_with(&a, impl[k], ka, iva);
+        ctr_init_with(&b, impl[k], kb, ivb);
+        ctr_init_with(&ra, impl[k], ka, iva);
+        ctr_init_with(&rb, impl[k], kb, ivb);
+        memcpy(area, msg, APPLY2_LEN);
+        crypto_ctr_apply2(&a, &b, area, area, 77);
+        crypto_ctr_apply(&ra, area + 100, 77);
+        crypto_ctr_apply(&rb, area + 100, 77);
+        CHECK_MEM(a.counter, ra.counter, 16);
+        CHECK_MEM(b.counter, rb.counter, 16);
+        CHECK_EQ_INT(a.stream_used, ra.stream_used);
+        CHECK_EQ_INT(b.stream_used, rb.stream_used);
+    }
+    CHECK_MSG(bad == 0, "%d of %d two-stream runs differ from the reference", bad, runs);
+    CHECK(runs > 0);
+    crypto_ctr_wipe(&a);
+    crypto_ctr_wipe(&b);
+}
+
+/* The hardware two-stream pass agrees with BearSSL's constant-time ct64
+ * (the fallback) on large buffers too: one 64 KiB relay block. */
+TEST(crypto_ctr_apply2_hw_matches_ct64_on_a_block)
+{
+    static uint8_t x[65536 + 5], y[65536 + 5];
+    const br_block_ctrcbc_class *impl[2];
+    uint8_t ka[32], kb[32], iv[16];
+    crypto_ctr a, b, ca, cb;
+
+    if (ctr_impls(impl) < 2) {
+        CHECK_MSG(1, "no hardware AES here: nothing to compare");
+        return;
+    }
+    memset(ka, 0x5a, sizeof ka);
+    memset(kb, 0xa5, sizeof kb);
+    unit_unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", iv, 16);
+    fill_message(x, sizeof x);
+    memcpy(y, x, sizeof y);
+    ctr_init_with(&a, impl[1], ka, iv);
+    ctr_init_with(&b, impl[1], kb, iv);
+    ctr_init_with(&ca, impl[0], ka, iv);
+    ctr_init_with(&cb, impl[0], kb, iv);
+    crypto_ctr_apply2(&a, &b, x, x + 5, 65536);
+    crypto_ctr_apply2(&ca, &cb, y, y + 5, 65536);
+    CHECK_MEM(x, y, 65536);
+    crypto_ctr_wipe(&a);
+    crypto_ctr_wipe(&b);
+    crypto_ctr_wipe(&ca);
+    crypto_ctr_wipe(&cb);
+}
+
+/* crypto_ctr_skip leaves the stream where applying over scratch would,
+ * from every offset within a block, across a 64-bit carry. */
+TEST(crypto_ctr_skip_equals_apply)
+{
+    static const uint64_t skips[] = { 0, 1, 15, 16, 17, 31, 32, 100, 4096, 65541, 1000003 };
+    static uint8_t scratch[1000003 + 32];
+    uint8_t key[32], iv[16], a[40], b[40];
+    int bad = 0;
+
+    memset(key, 0x77, sizeof key);
+    unit_unhex("0000000000000001fffffffffffffff0", iv, 16);
+    for (size_t pre = 0; pre < 17; pre++) {
+        for (size_t i = 0; i < sizeof skips / sizeof skips[0]; i++) {
+            crypto_ctr x, y;
+            crypto_ctr_init(&x, key, iv);
+            crypto_ctr_init(&y, key, iv);
+            crypto_ctr_apply(&x, scratch, pre);
+            crypto_ctr_apply(&y, scratch, pre);
+            crypto_ctr_skip(&x, skips[i]);
+            crypto_ctr_apply(&y, scratch, (size_t)skips[i]);
+            memset(a, 0, sizeof a);
+            memset(b, 0, sizeof b);
+            crypto_ctr_apply(&x, a, sizeof a);
+            crypto_ctr_apply(&y, b, sizeof b);
+            bad += memcmp(a, b, sizeof a) != 0;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d skips differ from applying", bad);
+}
+
 /* Decrypting is the same operation: a round trip restores the input. */
 TEST(crypto_ctr_round_trip)
 {
@@ -319,6 +499,33 @@ TEST(crypto_x25519_rfc7748)
     unit_unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", want, 32);
     crypto_x25519_public(scalar, got);
     CHECK_MEM(got, want, 32);
+}
+
+/* The fixed-base comb gives BearSSL's ladder's bytes for random scalars and
+ * for the extremes of the clamped range. */
+TEST(crypto_x25519_matches_bearssl_ladder)
+{
+    uint8_t scalar[32], k[32], want[32], got[32];
+    int bad = 0;
+
+    for (int i = 0; i < 300; i++) {
+        if (i == 0)
+            memset(scalar, 0, sizeof scalar);
+        else if (i == 1)
+            memset(scalar, 0xff, sizeof scalar);
+        else
+            CHECK_EQ_INT(crypto_random(scalar, sizeof scalar), 0);
+        memcpy(k, scalar, sizeof k);
+        k[0] &= 0xf8;
+        k[31] = (uint8_t)((k[31] & 0x7f) | 0x40);
+        br_ec_c25519_m31.mulgen(want, k, sizeof k, BR_EC_curve25519);
+        crypto_x25519_public(scalar, got);
+        if (memcmp(got, want, 32) != 0) {
+            if (bad++ == 0)
+                CHECK_MEM(got, want, 32);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of 300 public keys differ from the ladder's", bad);
 }
 
 /* ---- RNG, compare, wipe -------------------------------------------------- */

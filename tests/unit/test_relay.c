@@ -85,6 +85,41 @@ TEST(relay_record_ramp_like_go)
     CHECK_EQ_INT(relay_record_payload_cap(2, 128 * 1024), FAKETLS_TX_MAX_PAYLOAD);
 }
 
+/* Reads everything now readable from fd into buf (at most cap bytes). */
+static size_t drain(int fd, uint8_t *buf, size_t cap)
+{
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n <= 0)
+            return have;
+        have += (size_t)n;
+    }
+}
+
+/* Parses records out of buf[0..len): their payload lengths into lens (at
+ * most max), payload bytes concatenated into out. Returns the record count,
+ * or -1 when the framing is not 17 03 03 BE16 payload. */
+static int parse_records(const uint8_t *buf, size_t len, size_t *lens, int max, uint8_t *out,
+                         size_t *out_len)
+{
+    int n = 0;
+    size_t at = 0;
+    *out_len = 0;
+    while (at < len) {
+        if (len - at < 5 || buf[at] != 0x17 || buf[at + 1] != 3 || buf[at + 2] != 3 || n == max)
+            return -1;
+        size_t l = (size_t)buf[at + 3] << 8 | buf[at + 4];
+        if (len - at - 5 < l)
+            return -1;
+        memcpy(out + *out_len, buf + at + 5, l);
+        *out_len += l;
+        lens[n++] = l;
+        at += 5 + l;
+    }
+    return n;
+}
+
 TEST(relay_tg_down_frames_records)
 {
     int a[2], b[2];
@@ -101,18 +136,249 @@ TEST(relay_tg_down_frames_records)
     relay_xform x = { .kind = RELAY_TG_DOWN, .first = &k1, .second = &k2,
                       .tx_records = &records, .tx_bytes = &bytes };
     relay_flow f = { 0 };
-    static uint8_t big[4000];
-    memset(big, 'z', sizeof big);
+    static uint8_t big[4000], rec[8000], plain[8000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 13 + 1);
     CHECK_EQ_INT(write(a[0], big, sizeof big), (long)sizeof big);
     CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
-    uint8_t rec[2000];
-    ssize_t n = read(b[1], rec, sizeof rec);
-    /* the first record carries one segment's worth, as Go's first does */
-    CHECK_EQ_INT(n, 5 + 1186 + 17);
-    CHECK(rec[0] == 0x17 && rec[1] == 3 && rec[2] == 3);
-    CHECK_EQ_INT((rec[3] << 8 | rec[4]), 1186 + 17);
-    CHECK(rec[5] == 'z' && rec[n - 1] == 'z');
-    CHECK_EQ_INT(records, 1);
+    size_t n = drain(b[1], rec, sizeof rec), plain_len = 0, lens[8];
+    /* One read fills the slots of several records laid end to end, sized
+     * as Go's first records are: one segment's worth, then one more each. */
+    int got = parse_records(rec, n, lens, 8, plain, &plain_len);
+    CHECK_EQ_INT(got, 3);
+    CHECK_EQ_INT(lens[0], 1186 + 17);
+    CHECK_EQ_INT(lens[1], 2 * 1186 + 17);
+    CHECK_EQ_INT(lens[2], 4000 - (1186 + 17) - (2 * 1186 + 17));
+    CHECK_EQ_INT(plain_len, sizeof big);
+    CHECK_MEM(plain, big, sizeof big);
+    CHECK_EQ_INT(records, 3);
+    CHECK_EQ_INT(bytes, n);
+    CHECK_EQ_INT(f.bytes, n);
+    CHECK(f.buf == NULL);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    pool_destroy(&p);
+}
+
+/* A bulk transfer toward the client: past the ramp, records are full size
+ * and a read that fills a block makes the next read take a batch block
+ * (four records per system call); the byte stream is intact and the bytes
+ * held never exceed one batch block. */
+TEST(relay_tg_down_batches_after_a_full_read)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    int sz = 1 << 20;
+    setsockopt(a[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(b[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    pool p;
+    pool_init(&p, 4, 0);
+    crypto_ctr k1, k2, r1, r2;
+    uint8_t key1[32] = { 7 }, key2[32] = { 9 }, iv[16] = { 3 };
+    crypto_ctr_init(&k1, key1, iv);
+    crypto_ctr_init(&k2, key2, iv);
+    crypto_ctr_init(&r1, key1, iv);
+    crypto_ctr_init(&r2, key2, iv);
+    uint32_t records = 40;
+    uint64_t bytes = 1 << 20;   /* past the ramp */
+    relay_xform x = { .kind = RELAY_TG_DOWN, .first = &k1, .second = &k2,
+                      .tx_records = &records, .tx_bytes = &bytes };
+    relay_flow f = { 0 };
+    static uint8_t src[200000], out[220000], plain[220000];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 31 + 7);
+    size_t sent = 0, n = 0;
+    int calls = 0;
+    while (sent < sizeof src || f.len) {
+        if (sent < sizeof src) {
+            ssize_t w = write(a[0], src + sent, sizeof src - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
+        CHECK(p.bytes_in_use <= POOL_BATCH_SIZE);
+        n += drain(b[1], out + n, sizeof out - n);
+        if (++calls > 1000)
+            break;
+    }
+    CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
+    n += drain(b[1], out + n, sizeof out - n);
+    size_t lens[64], plain_len = 0;
+    int got = parse_records(out, n, lens, 64, plain, &plain_len);
+    CHECK(got > 0);
+    CHECK_EQ_INT(plain_len, sizeof src);
+    crypto_ctr_apply(&r1, plain, plain_len);
+    crypto_ctr_apply(&r2, plain, plain_len);
+    CHECK_MEM(plain, src, sizeof src);
+    int full = 0, runts = 0;
+    for (int i = 0; i < got; i++) {
+        CHECK_MSG(lens[i] <= FAKETLS_TX_MAX_PAYLOAD, "record %d: %zu bytes", i, lens[i]);
+        full += lens[i] == FAKETLS_TX_MAX_PAYLOAD;
+        /* a short record right after a full one that is not the end of a
+         * read: the 16 KiB block's tail must not become a runt record */
+        runts += i > 0 && i + 1 < got && lens[i] < 100 && lens[i - 1] == FAKETLS_TX_MAX_PAYLOAD;
+    }
+    CHECK_MSG(runts == 0, "%d runt records after full ones", runts);
+    CHECK_MSG(full >= 8, "only %d full records of %d", full, got);
+    CHECK(p.in_use_peak >= 1);
+    CHECK_EQ_INT(p.bytes_in_use, 0);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    pool_destroy(&p);
+}
+
+/* Client records of many sizes (and a ChangeCipherSpec among them) through
+ * TG_UP, the input written in pieces of every size from 1 to 40 and in one
+ * go: the DC gets exactly the payload, through both key streams. */
+TEST(relay_tg_up_strips_records_at_every_split)
+{
+    static uint8_t wire[6000], payload[6000], out[6000];
+    size_t wire_len = 0, pay_len = 0;
+    static const size_t sizes[] = { 1, 0, 17, 300, 5, 1000, 2, 64, 1500 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t type = i == 3 ? 0x14 : 0x17;
+        wire[wire_len++] = type;
+        wire[wire_len++] = 3;
+        wire[wire_len++] = 3;
+        wire[wire_len++] = (uint8_t)(sizes[i] >> 8);
+        wire[wire_len++] = (uint8_t)sizes[i];
+        for (size_t j = 0; j < sizes[i]; j++) {
+            uint8_t v = (uint8_t)(i * 40 + j);
+            wire[wire_len++] = v;
+            if (type == 0x17)
+                payload[pay_len++] = v;
+        }
+    }
+    uint8_t key1[32] = { 4 }, key2[32] = { 5 }, iv[16] = { 6 };
+    int bad = 0;
+    for (size_t piece = 1; piece <= 41; piece++) {
+        size_t step = piece == 41 ? wire_len : piece;
+        int a[2], b[2];
+        pair(a);
+        pair(b);
+        pool p;
+        pool_init(&p, 2, 0);
+        crypto_ctr k1, k2;
+        crypto_ctr_init(&k1, key1, iv);
+        crypto_ctr_init(&k2, key2, iv);
+        faketls_rx rx;
+        faketls_rx_init(&rx);
+        relay_xform x = { .kind = RELAY_TG_UP, .rx = &rx, .first = &k1, .second = &k2 };
+        relay_flow f = { 0 };
+        size_t n = 0;
+        for (size_t off = 0; off < wire_len; off += step) {
+            size_t len = wire_len - off < step ? wire_len - off : step;
+            bad += write(a[0], wire + off, len) != (ssize_t)len;
+            bad += relay_pump(&f, a[1], b[0], &x, &p) != RELAY_OK;
+            n += drain(b[1], out + n, sizeof out - n);
+        }
+        crypto_ctr_init(&k1, key1, iv);
+        crypto_ctr_init(&k2, key2, iv);
+        crypto_ctr_apply(&k1, out, n);
+        crypto_ctr_apply(&k2, out, n);
+        if (n != pay_len || memcmp(out, payload, pay_len) != 0) {
+            FAIL("pieces of %zu: %zu of %zu payload bytes, or different", step, n, pay_len);
+            bad++;
+        }
+        close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+        pool_destroy(&p);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+/* A broken record header from the client: RELAY_BAD_RECORD with the reason,
+ * the block returned. */
+TEST(relay_tg_up_reports_bad_record)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    pool p;
+    pool_init(&p, 2, 0);
+    crypto_ctr k1, k2;
+    uint8_t key[32] = { 1 }, iv[16] = { 1 };
+    crypto_ctr_init(&k1, key, iv);
+    crypto_ctr_init(&k2, key, iv);
+    faketls_rx rx;
+    faketls_rx_init(&rx);
+    relay_xform x = { .kind = RELAY_TG_UP, .rx = &rx, .first = &k1, .second = &k2 };
+    relay_flow f = { 0 };
+    static const uint8_t bad[] = { 0x17, 3, 3, 0, 1, 'a', 0x17, 3, 1, 0, 1, 'b' };
+    CHECK_EQ_INT(write(a[0], bad, sizeof bad), (long)sizeof bad);
+    CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_BAD_RECORD);
+    CHECK_EQ_INT(x.why, FAKETLS_R_BAD_VERSION);
+    CHECK(f.buf == NULL);
+    CHECK_EQ_INT(p.bytes_in_use, 0);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    pool_destroy(&p);
+}
+
+/* Fast mode's down direction: no key streams, the bytes pass unchanged
+ * inside the records. */
+TEST(relay_tg_down_without_streams_copies_into_records)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    pool p;
+    pool_init(&p, 0, 0);
+    uint32_t records = 0;
+    uint64_t bytes = 0;
+    relay_xform x = { .kind = RELAY_TG_DOWN, .tx_records = &records, .tx_bytes = &bytes };
+    relay_flow f = { 0 };
+    static uint8_t msg[3000], rec[4000], plain[4000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i ^ 0x5a);
+    CHECK_EQ_INT(write(a[0], msg, sizeof msg), (long)sizeof msg);
+    CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
+    size_t n = drain(b[1], rec, sizeof rec), lens[4], plain_len = 0;
+    CHECK_EQ_INT(parse_records(rec, n, lens, 4, plain, &plain_len), 2);
+    CHECK_EQ_INT(plain_len, sizeof msg);
+    CHECK_MEM(plain, msg, sizeof msg);
+    close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    pool_destroy(&p);
+}
+
+/* Fast mode toward the client: the two streams are one (same key, same
+ * offset), so the payload passes unchanged; at the DC's FIN the
+ * close_notify record is encrypted with the client's stream at the offset
+ * the client has reached, although the relay never applied it. */
+TEST(relay_tg_down_same_streams_then_close_notify)
+{
+    int a[2], b[2];
+    pair(a);
+    pair(b);
+    pool p;
+    pool_init(&p, 0, 0);
+    crypto_ctr dc_rx, cli_tx, client_rx;
+    uint8_t key[32] = { 8 }, iv[16] = { 9 };
+    crypto_ctr_init(&dc_rx, key, iv);
+    crypto_ctr_init(&cli_tx, key, iv);
+    crypto_ctr_init(&client_rx, key, iv);
+    uint32_t records = 0;
+    uint64_t bytes = 0;
+    relay_xform x = { .kind = RELAY_TG_DOWN, .first = &dc_rx, .second = &cli_tx,
+                      .same_streams = 1, .tx_records = &records, .tx_bytes = &bytes };
+    relay_flow f = { 0 };
+    static uint8_t msg[5000], rec[6000], plain[6000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7);
+    CHECK_EQ_INT(write(a[0], msg, sizeof msg), (long)sizeof msg);
+    shutdown(a[0], SHUT_WR);
+    for (int i = 0; i < 4 && !f.shut; i++)
+        CHECK_EQ_INT(relay_pump(&f, a[1], b[0], &x, &p), RELAY_OK);
+    CHECK(f.eof && f.shut);
+    size_t n = drain(b[1], rec, sizeof rec), lens[8], plain_len = 0;
+    int got = parse_records(rec, n, lens, 8, plain, &plain_len);
+    CHECK(got >= 2);
+    CHECK_EQ_INT(plain_len, sizeof msg + 19);
+    CHECK_MEM(plain, msg, sizeof msg);   /* unchanged: the streams cancel */
+    CHECK_EQ_INT(lens[got - 1], 19);
+    /* The client decrypts the alert at offset 5000 of its stream. */
+    crypto_ctr_skip(&client_rx, sizeof msg);
+    crypto_ctr_apply(&client_rx, plain + sizeof msg, 19);
+    CHECK_EQ_INT(plain[sizeof msg], 0x7f);
+    CHECK(plain[sizeof msg + 1] >= 64);
+    CHECK(plain[sizeof msg + 2] == 0 && plain[sizeof msg + 3] == 0);
     close(a[0]); close(a[1]); close(b[0]); close(b[1]);
     pool_destroy(&p);
 }
