@@ -94,9 +94,11 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
 
 /* The site's TLS answer is learned in the background (site_probe.h); until
  * then, and without it, the answer has the default shape. */
-static void start_site_profile(const server_shared *sh, site_prober *prober)
+/* cfg: the caller's, which outlives the prober (the shared state's copy
+ * is freed when the workers end, before the prober is stopped). */
+static void start_site_profile(const tgf_config *cfg, const server_shared *sh,
+                               site_prober *prober)
 {
-    const tgf_config *cfg = sh->cfg;
     if (sh->site == NULL) {
         log_info("site", "site-profile disabled: the FakeTLS answer keeps the default shape");
         return;
@@ -110,6 +112,7 @@ static void start_site_profile(const server_shared *sh, site_prober *prober)
 }
 
 typedef struct {
+    const tgf_config *cfg;
     const cli_run_opts *opts;
     site_prober prober;
 } run_ctx;
@@ -124,7 +127,7 @@ static int after_listening(void *ctx, const server_shared *sh)
      * that starts dependents on readiness never sees a start that then
      * fails. */
     report_ready(rc->opts->ready_fd);
-    start_site_profile(sh, &rc->prober);
+    start_site_profile(rc->cfg, sh, &rc->prober);
     return 0;
 }
 
@@ -135,6 +138,7 @@ static int run_server(const tgf_config *cfg, const cli_run_opts *opts, const cha
     log_set_format(cfg->log_json ? LOG_JSON : LOG_TEXT);
     static site_store site;
     static run_ctx ctx;
+    ctx.cfg = cfg;
     ctx.opts = opts;
     ctx.prober = (site_prober){ .started = 0 };
     workers_opts wo = { .after_init = after_listening, .ctx = &ctx, .usage_rc = CLI_EXIT_USAGE,
