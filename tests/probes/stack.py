@@ -245,7 +245,7 @@ class Stack:
     def tgfront_config(self, port, backend_port):
         values = {
             "SECRET": self.secret.hex(), "BIND_TO": "127.0.0.1:%d" % port,
-            "CONCURRENCY": 4096, "PREFER_IP": "prefer-ipv6", "DEBUG": "",
+            "CONCURRENCY": 4096, "PREFER_IP": "prefer-ipv6", "DEBUG": "false",
             "BACKEND_PORT": backend_port, "DIAL_TIMEOUT": "10s", "IDLE_TIMEOUT": "5m",
             "HANDSHAKE_TIMEOUT": "10s", "ANTI_REPLAY": "true", "ANTI_REPLAY_MAX_SIZE": "1mib",
             "ANTI_REPLAY_ERROR_RATE": "0.001", "STATS": "", "STATS_BIND": "", "OPS_TABLES": "",

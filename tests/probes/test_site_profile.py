@@ -230,7 +230,7 @@ def test_sizes_follow_cert(st):
     path = st.caddyfile("fronted", port, stack.free_port(), wrapper=True)
     with open(path) as f:
         text = f.read()
-    text, n = re.subn(r"(\tbind 127\.0\.0\.1\n)", r"\1\ttls %s %s\n" % (crt, key), text)
+    text, n = re.subn(r"(\nhttps://[^\n]* \{\n)", r"\1\ttls %s %s\n" % (crt, key), text)
     assert n == 1
     with open(path, "w") as f:
         f.write(text)
