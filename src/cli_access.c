@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "links.h"
 #include "crypto.h"
 #include "netutil.h"
 
@@ -41,25 +42,6 @@ int cli_generate_secret(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. */
-static void url_encode(const char *in, char *out, size_t cap)
-{
-    static const char hexd[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (; *in && o + 4 < cap; in++) {
-        unsigned char ch = (unsigned char)*in;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '%';
-            out[o++] = hexd[ch >> 4];
-            out[o++] = hexd[ch & 15];
-        }
-    }
-    out[o] = '\0';
-}
-
 /* JSON string body: the hostname may hold '"' or '\\' (any printable ASCII). */
 static void json_escape(const char *in, char *out, size_t cap)
 {
@@ -78,7 +60,7 @@ static void print_links(const char *in, const char *key, const char *field, cons
 {
     char q[1024], tg[1200], tme[1200], enc[3700];
     char srv_enc[600];
-    url_encode(server, srv_enc, sizeof srv_enc);
+    links_url_encode(server, srv_enc, sizeof srv_enc);
     /* Query keys sorted, as mtg does. */
     snprintf(q, sizeof q, "port=%u&secret=%s&server=%s", port, secret, srv_enc);
     snprintf(tg, sizeof tg, "tg://proxy?%s", q);
@@ -89,34 +71,19 @@ static void print_links(const char *in, const char *key, const char *field, cons
     printf("%s    \"%s\": \"%s\",\n", in, field, server_json);
     printf("%s    \"port\": %u,\n", in, port);
     printf("%s    \"tg_url\": \"%s\",\n", in, tg);
-    url_encode(tg, enc, sizeof enc);
+    links_url_encode(tg, enc, sizeof enc);
     printf("%s    \"tg_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\",\n", in, enc);
     printf("%s    \"tme_url\": \"%s\",\n", in, tme);
-    url_encode(tme, enc, sizeof enc);
+    links_url_encode(tme, enc, sizeof enc);
     printf("%s    \"tme_qrcode\": \"https://api.qrserver.com/v1/create-qr-code?data=%s&format=svg&qzone=4\"\n", in, enc);
     printf("%s  }%s\n", in, last ? "" : ",");
 }
 
-/* The WEB proxy link (tg://webproxy): the bridge's hostname (never an IP:
- * the WebView needs the site's certificate), no port (always 443), and the
- * deployment's key as a dd secret. */
+/* The WEB proxy link (tg://webproxy) of one key (links.h). */
 static void print_web_links(const tgf_config *cfg, const uint8_t *key, const char *in)
 {
-    char sec[3 + 2 * SECRET_KEY_LEN], srv_enc[600], host[600], q[1024];
-    static const char hexd[] = "0123456789abcdef";
-    const char *h = cfg->web.host[0] ? cfg->web.host : cfg->secret.host;
-    size_t i = 0;
-    for (; h[i] && i + 1 < sizeof host; i++)
-        host[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
-    host[i] = '\0';
-    sec[0] = sec[1] = 'd';
-    for (i = 0; i < SECRET_KEY_LEN; i++) {
-        sec[2 + 2 * i] = hexd[key[i] >> 4];
-        sec[3 + 2 * i] = hexd[key[i] & 15];
-    }
-    sec[2 + 2 * SECRET_KEY_LEN] = '\0';
-    url_encode(host, srv_enc, sizeof srv_enc);
-    snprintf(q, sizeof q, "server=%s&secret=%s", srv_enc, sec);
+    char host[CONFIG_HOST_MAX + 1], sec[LINKS_WEB_SECRET_LEN + 1], q[1024];
+    links_web(cfg, key, host, sizeof host, sec, q, sizeof q);
     char host_json[600];
     json_escape(host, host_json, sizeof host_json);
     printf("%s  \"web\": {\n", in);

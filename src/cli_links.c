@@ -14,29 +14,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "links.h"
 #include "crypto.h"
 #include "netutil.h"
 #include "qrcodegen.h"
 
 #define QR_BORDER 4
-
-static void url_encode(const char *in, char *out, size_t cap)
-{
-    static const char hexd[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (; *in && o + 4 < cap; in++) {
-        unsigned char ch = (unsigned char)*in;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '%';
-            out[o++] = hexd[ch >> 4];
-            out[o++] = hexd[ch & 15];
-        }
-    }
-    out[o] = '\0';
-}
 
 /* Light module at (x, y), the quiet zone included. */
 static int light(const uint8_t *qr, int size, int x, int y)
@@ -67,27 +50,15 @@ static int print_qr(const char *text)
     return 0;
 }
 
-/* The WEB proxy links of one key (tg://webproxy: the bridge's hostname, no
- * port, the key as a dd secret), when [web] is on. */
+/* The WEB proxy links of one key, when [web] is on. */
 static void print_web_links(const tgf_config *cfg, const uint8_t *key)
 {
-    static const char hexd[] = "0123456789abcdef";
-    char sec[3 + 2 * SECRET_KEY_LEN], host[SECRET_HOST_MAX + 1], server[3 * SECRET_HOST_MAX + 1];
-    const char *h = cfg->web.host[0] ? cfg->web.host : cfg->secret.host;
-    size_t i = 0;
-    for (; h[i] && i + 1 < sizeof host; i++)
-        host[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
-    host[i] = '\0';
-    sec[0] = sec[1] = 'd';
-    for (i = 0; i < SECRET_KEY_LEN; i++) {
-        sec[2 + 2 * i] = hexd[key[i] >> 4];
-        sec[3 + 2 * i] = hexd[key[i] & 15];
-    }
-    sec[2 + 2 * SECRET_KEY_LEN] = '\0';
-    url_encode(host, server, sizeof server);
-    printf("tg://webproxy?server=%s&secret=%s\n", server, sec);
-    printf("https://t.me/webproxy?server=%s&secret=%s\n", server, sec);
+    char host[CONFIG_HOST_MAX + 1], sec[LINKS_WEB_SECRET_LEN + 1], q[1024];
+    links_web(cfg, key, host, sizeof host, sec, q, sizeof q);
+    printf("tg://webproxy?%s\n", q);
+    printf("https://t.me/webproxy?%s\n", q);
     crypto_wipe(sec, sizeof sec);
+    crypto_wipe(q, sizeof q);
 }
 
 /* The four link forms of one secret and, with qr, a QR code of the first. */
@@ -97,7 +68,7 @@ static int print_secret_links(const tg_secret *sec, unsigned port, int qr)
     secret_format_hex(sec, shex, sizeof shex);
     secret_format_base64url(sec, sb64, sizeof sb64);
     char server[3 * SECRET_HOST_MAX + 1];
-    url_encode(sec->host, server, sizeof server);
+    links_url_encode(sec->host, server, sizeof server);
 
     /* Query keys sorted, as mtg (and `access`) print them. */
     static char tg[sizeof shex + sizeof server + 64];

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "promtext.h"
+
 const char *metrics_close_reason_name(close_reason r) { return close_reason_get(r)->name; }
 
 void metrics_init(metrics *m) { memset(m, 0, sizeof *m); }
@@ -34,32 +36,7 @@ metrics_dc_slot *metrics_dc_slot_get(metrics *m, int dc, const char *ip)
     return s;
 }
 
-typedef struct {
-    char *out;
-    size_t cap, len;
-} sink;
 
-static void emit(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(sink *s, const char *fmt, ...)
-{
-    if (s->len + 1 >= s->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->out + s->len, s->cap - s->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    s->len += (size_t)n;
-    if (s->len >= s->cap)
-        s->len = s->cap - 1;
-}
-
-static void header(sink *s, const char *prefix, const char *name, const char *type,
-                   const char *help)
-{
-    emit(s, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix, name, help, prefix, name, type);
-}
 
 static const char *const family_names[2] = { "ipv4", "ipv6" };
 static const char *const direction_names[2] = { "to_client", "from_client" };
@@ -67,7 +44,7 @@ static const char *const direction_names[2] = { "to_client", "from_client" };
 #define SUM(field) ({ uint64_t t_ = 0; for (size_t i_ = 0; i_ < n; i_++) t_ += ms[i_]->field; t_; })
 
 /* DC slots are summed across loops by (dc, ip); a loop's slots are few. */
-static void render_dc(sink *s, const metrics *const *ms, size_t n, const char *prefix,
+static void render_dc(prom_sink *s, const metrics *const *ms, size_t n, const char *prefix,
                       int traffic)
 {
     for (size_t a = 0; a < n; a++) {
@@ -89,11 +66,11 @@ static void render_dc(sink *s, const metrics *const *ms, size_t n, const char *p
                         tr[1] += ms[b]->dc[j].traffic[1];
                     }
             if (!traffic) {
-                emit(s, "%s_telegram_connections{dc=\"%d\",telegram_ip=\"%s\"} %llu\n", prefix,
+                prom_emit(s, "%s_telegram_connections{dc=\"%d\",telegram_ip=\"%s\"} %llu\n", prefix,
                      slot->dc, slot->ip, (unsigned long long)conns);
             } else {
                 for (int d = 0; d < 2; d++)
-                    emit(s, "%s_telegram_traffic_total{dc=\"%d\",direction=\"%s\",telegram_ip=\"%s\"} %llu\n",
+                    prom_emit(s, "%s_telegram_traffic_total{dc=\"%d\",direction=\"%s\",telegram_ip=\"%s\"} %llu\n",
                          prefix, slot->dc, direction_names[d], slot->ip,
                          (unsigned long long)tr[d]);
             }
@@ -120,107 +97,101 @@ void metrics_observe_handshake(metrics *m, uint64_t ms)
 
 static const char *const iplist_names[2] = { "blocklist", "allowlist" };
 
-/* Counters are named with the _total suffix. mtg registers them without it
- * and serves OpenMetrics to Prometheus, which appends _total: the names
- * below are the ones a Prometheus that scraped mtg stores, so its
- * dashboards keep working, and promtool's lint passes. */
-static void counter(sink *s, const char *prefix, const char *name, const char *help)
+static void render_handshakes(prom_sink *s, const metrics *const *ms, size_t n, const char *prefix)
 {
-    emit(s, "# HELP %s_%s_total %s\n# TYPE %s_%s_total counter\n", prefix, name, help, prefix,
-         name);
-}
-
-static void render_handshakes(sink *s, const metrics *const *ms, size_t n, const char *prefix)
-{
-    header(s, prefix, "handshake_duration_seconds", "histogram",
+    prom_header(s, prefix, "handshake_duration_seconds", "histogram",
            "Telegram client handshakes: accept until the relay to the DC starts (tgfront).");
     uint64_t cum = 0;
     for (int b = 0; b < METRICS_HS_BUCKETS; b++) {
         cum += SUM(hs_bucket[b]);
         /* %g spells bounds as Go's client does: "0.005", "0.1", "1", "2.5". */
-        emit(s, "%s_handshake_duration_seconds_bucket{le=\"%g\"} %llu\n", prefix,
+        prom_emit(s, "%s_handshake_duration_seconds_bucket{le=\"%g\"} %llu\n", prefix,
              metrics_hs_bounds_ms[b] / 1000.0, (unsigned long long)cum);
     }
     cum += SUM(hs_inf);
-    emit(s, "%s_handshake_duration_seconds_bucket{le=\"+Inf\"} %llu\n", prefix,
+    prom_emit(s, "%s_handshake_duration_seconds_bucket{le=\"+Inf\"} %llu\n", prefix,
          (unsigned long long)cum);
     uint64_t sum_ms = SUM(hs_sum_ms);
-    emit(s, "%s_handshake_duration_seconds_sum %llu.%03llu\n", prefix,
+    prom_emit(s, "%s_handshake_duration_seconds_sum %llu.%03llu\n", prefix,
          (unsigned long long)(sum_ms / 1000), (unsigned long long)(sum_ms % 1000));
-    emit(s, "%s_handshake_duration_seconds_count %llu\n", prefix,
+    prom_emit(s, "%s_handshake_duration_seconds_count %llu\n", prefix,
          (unsigned long long)SUM(hs_count));
 }
 
+/* Counters are named with the _total suffix (prom_counter): mtg registers
+ * them without it and serves OpenMetrics to Prometheus, which appends
+ * _total, so these are the names a Prometheus that scraped mtg stores and
+ * its dashboards use, and promtool's lint passes. */
 size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, char *out,
                       size_t cap)
 {
-    sink s = { out, cap, 0 };
+    prom_sink s = { out, cap, 0 };
     if (cap == 0)
         return 0;
     out[0] = '\0';
 
-    header(&s, prefix, "client_connections", "gauge", "Client connections being processed.");
+    prom_header(&s, prefix, "client_connections", "gauge", "Client connections being processed.");
     for (int f = 0; f < 2; f++)
-        emit(&s, "%s_client_connections{ip_family=\"%s\"} %llu\n", prefix, family_names[f],
+        prom_emit(&s, "%s_client_connections{ip_family=\"%s\"} %llu\n", prefix, family_names[f],
              (unsigned long long)SUM(client_connections[f]));
 
-    header(&s, prefix, "telegram_connections", "gauge", "Open connections to Telegram.");
+    prom_header(&s, prefix, "telegram_connections", "gauge", "Open connections to Telegram.");
     render_dc(&s, ms, n, prefix, 0);
 
-    header(&s, prefix, "domain_fronting_connections", "gauge", "Connections being fronted.");
+    prom_header(&s, prefix, "domain_fronting_connections", "gauge", "Connections being fronted.");
     for (int f = 0; f < 2; f++)
-        emit(&s, "%s_domain_fronting_connections{ip_family=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_domain_fronting_connections{ip_family=\"%s\"} %llu\n", prefix,
              family_names[f], (unsigned long long)SUM(fronting_connections[f]));
 
-    counter(&s, prefix, "telegram_traffic", "Bytes relayed to or from Telegram.");
+    prom_counter(&s, prefix, "telegram_traffic", "Bytes relayed to or from Telegram.");
     render_dc(&s, ms, n, prefix, 1);
 
-    counter(&s, prefix, "domain_fronting_traffic", "Bytes relayed to or from the fronting target.");
+    prom_counter(&s, prefix, "domain_fronting_traffic", "Bytes relayed to or from the fronting target.");
     for (int d = 0; d < 2; d++)
-        emit(&s, "%s_domain_fronting_traffic_total{direction=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_domain_fronting_traffic_total{direction=\"%s\"} %llu\n", prefix,
              direction_names[d], (unsigned long long)SUM(fronting_traffic[d]));
 
-    counter(&s, prefix, "domain_fronting", "Connections sent to the fronting target.");
-    emit(&s, "%s_domain_fronting_total %llu\n", prefix, (unsigned long long)SUM(domain_fronting));
+    prom_counter(&s, prefix, "domain_fronting", "Connections sent to the fronting target.");
+    prom_emit(&s, "%s_domain_fronting_total %llu\n", prefix, (unsigned long long)SUM(domain_fronting));
 
-    counter(&s, prefix, "concurrency_limited",
+    prom_counter(&s, prefix, "concurrency_limited",
             "Connections over the concurrency limit (fronted, not closed).");
-    emit(&s, "%s_concurrency_limited_total %llu\n", prefix,
+    prom_emit(&s, "%s_concurrency_limited_total %llu\n", prefix,
          (unsigned long long)SUM(concurrency_limited));
 
-    counter(&s, prefix, "ip_blocklisted",
+    prom_counter(&s, prefix, "ip_blocklisted",
             "Connections refused by the blocklist or the allowlist (fronted, not closed).");
     for (int l = 0; l < 2; l++)
-        emit(&s, "%s_ip_blocklisted_total{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
+        prom_emit(&s, "%s_ip_blocklisted_total{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
              (unsigned long long)SUM(ip_blocklisted[l]));
 
-    header(&s, prefix, "iplist_size", "gauge", "Entries in the blocklist or the allowlist.");
+    prom_header(&s, prefix, "iplist_size", "gauge", "Entries in the blocklist or the allowlist.");
     for (int l = 0; l < 2; l++)
-        emit(&s, "%s_iplist_size{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
+        prom_emit(&s, "%s_iplist_size{ip_list=\"%s\"} %llu\n", prefix, iplist_names[l],
              (unsigned long long)(n ? ms[0]->iplist_size[l] : 0));
 
-    counter(&s, prefix, "replay_attacks", "Replayed ClientHellos (fronted).");
-    emit(&s, "%s_replay_attacks_total %llu\n", prefix, (unsigned long long)SUM(replay_attacks));
+    prom_counter(&s, prefix, "replay_attacks", "Replayed ClientHellos (fronted).");
+    prom_emit(&s, "%s_replay_attacks_total %llu\n", prefix, (unsigned long long)SUM(replay_attacks));
 
-    counter(&s, prefix, "fronting_unreachable",
+    prom_counter(&s, prefix, "fronting_unreachable",
             "Dials to the fronting target that failed on every address (tgfront).");
-    emit(&s, "%s_fronting_unreachable_total %llu\n", prefix,
+    prom_emit(&s, "%s_fronting_unreachable_total %llu\n", prefix,
          (unsigned long long)SUM(front_unreachable));
 
-    counter(&s, prefix, "memory_waits",
+    prom_counter(&s, prefix, "memory_waits",
             "Reads postponed because the buffer memory cap was reached (tgfront).");
-    emit(&s, "%s_memory_waits_total %llu\n", prefix, (unsigned long long)SUM(memory_waits));
+    prom_emit(&s, "%s_memory_waits_total %llu\n", prefix, (unsigned long long)SUM(memory_waits));
 
-    counter(&s, prefix, "handshake_rejected",
+    prom_counter(&s, prefix, "handshake_rejected",
             "ClientHellos that failed the FakeTLS check, by reason (tgfront).");
     for (int r = 1; r < FAKETLS_R_COUNT; r++)
-        emit(&s, "%s_handshake_rejected_total{reason=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_handshake_rejected_total{reason=\"%s\"} %llu\n", prefix,
              faketls_reason_name((faketls_reason)r),
              (unsigned long long)SUM(handshake_rejected[r]));
 
-    counter(&s, prefix, "connections_closed", "Finished connections by close reason (tgfront).");
+    prom_counter(&s, prefix, "connections_closed", "Finished connections by close reason (tgfront).");
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
-        emit(&s, "%s_connections_closed_total{reason=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_connections_closed_total{reason=\"%s\"} %llu\n", prefix,
              metrics_close_reason_name((close_reason)r), (unsigned long long)SUM(closed[r]));
 
     render_handshakes(&s, ms, n, prefix);

@@ -1,5 +1,6 @@
 /* secret_usage: per-secret counters and limits (see the header). */
 #include "secret_usage.h"
+#include "promtext.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -157,73 +158,48 @@ int secret_usage_skew_warn(secret_usage *u, int64_t skew_s, uint64_t now_ms, uin
 
 /* ---- rendering ---- */
 
-typedef struct {
-    char *out;
-    size_t cap, len;
-} sink;
 
-__attribute__((format(printf, 2, 3)))
-static void emit(sink *s, const char *fmt, ...)
-{
-    if (s->len + 1 >= s->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->out + s->len, s->cap - s->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    s->len += (size_t)n;
-    if (s->len >= s->cap)
-        s->len = s->cap - 1;
-}
-
-static void header(sink *s, const char *prefix, const char *name, const char *type,
-                   const char *help)
-{
-    emit(s, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix, name, help, prefix, name, type);
-}
 
 size_t secret_usage_render(const secret_usage *u, const char *prefix, char *out, size_t len,
                            size_t cap)
 {
     static const char *const dir[2] = { "to_client", "from_client" };
-    sink s = { out, cap, len };
+    prom_sink s = { out, cap, len };
     if (cap == 0 || len >= cap)
         return len;
     size_t n = atomic_load_explicit(&((secret_usage *)u)->count, memory_order_acquire);
     const usage_slot *sl = u->slots;
 
-    header(&s, prefix, "secret_connections", "gauge",
+    prom_header(&s, prefix, "secret_connections", "gauge",
            "Open Telegram connections by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
-        emit(&s, "%s_secret_connections{secret=\"%s\"} %llu\n", prefix, sl[i].name,
+        prom_emit(&s, "%s_secret_connections{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].connections));
-    header(&s, prefix, "secret_accepted_total", "counter",
+    prom_header(&s, prefix, "secret_accepted_total", "counter",
            "Clients served by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
-        emit(&s, "%s_secret_accepted_total{secret=\"%s\"} %llu\n", prefix, sl[i].name,
+        prom_emit(&s, "%s_secret_accepted_total{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].accepted));
-    header(&s, prefix, "secret_traffic_total", "counter",
+    prom_header(&s, prefix, "secret_traffic_total", "counter",
            "Bytes relayed to or from Telegram clients by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
         for (int d = 0; d < 2; d++)
-            emit(&s, "%s_secret_traffic_total{direction=\"%s\",secret=\"%s\"} %llu\n", prefix, dir[d],
+            prom_emit(&s, "%s_secret_traffic_total{direction=\"%s\",secret=\"%s\"} %llu\n", prefix, dir[d],
                  sl[i].name, (unsigned long long)atomic_load(&sl[i].traffic[d]));
-    header(&s, prefix, "secret_quota_used", "gauge",
+    prom_header(&s, prefix, "secret_quota_used", "gauge",
            "Bytes used in the current quota window by secret name (tgfront).");
     for (size_t i = 0; i < n; i++)
-        emit(&s, "%s_secret_quota_used{secret=\"%s\"} %llu\n", prefix, sl[i].name,
+        prom_emit(&s, "%s_secret_quota_used{secret=\"%s\"} %llu\n", prefix, sl[i].name,
              (unsigned long long)atomic_load(&sl[i].window_bytes));
-    header(&s, prefix, "secret_refused_total", "counter",
+    prom_header(&s, prefix, "secret_refused_total", "counter",
            "Clients that proved a secret but were fronted, by secret and reason (tgfront).");
     for (size_t i = 0; i < n; i++)
         for (int r = 0; r < USAGE_REFUSED_COUNT; r++)
-            emit(&s, "%s_secret_refused_total{reason=\"%s\",secret=\"%s\"} %llu\n", prefix,
+            prom_emit(&s, "%s_secret_refused_total{reason=\"%s\",secret=\"%s\"} %llu\n", prefix,
                  refusal_names[r], sl[i].name, (unsigned long long)atomic_load(&sl[i].refused[r]));
-    header(&s, prefix, "client_clock_skew_seconds", "gauge",
+    prom_header(&s, prefix, "client_clock_skew_seconds", "gauge",
            "Client minus server clock of the last hello refused for its timestamp (tgfront).");
-    emit(&s, "%s_client_clock_skew_seconds %lld\n", prefix,
+    prom_emit(&s, "%s_client_clock_skew_seconds %lld\n", prefix,
          (long long)atomic_load(&((secret_usage *)u)->skew_last_s));
     return s.len;
 }

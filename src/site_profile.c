@@ -1,5 +1,6 @@
 /* site_profile: the site's TLS answer, parsed and learned (header says how). */
 #include "site_profile.h"
+#include "promtext.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -321,31 +322,11 @@ void site_store_pick(site_store *s, const faketls_hello *h, site_answer *out, in
         *learned = have;
 }
 
-typedef struct {
-    char *out;
-    size_t cap, len;
-} sink;
-
-static void emit(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void emit(sink *s, const char *fmt, ...)
-{
-    if (s->len + 1 >= s->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->out + s->len, s->cap - s->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        s->len += (size_t)n;
-    if (s->len >= s->cap)
-        s->len = s->cap - 1;
-}
 
 size_t site_store_render(site_store *s, const char *prefix, int64_t now_unix, char *out,
                          size_t cap)
 {
-    sink k = { out, cap, 0 };
+    prom_sink k = { out, cap, 0 };
     site_answer a[SITE_SHAPES];
     int learned[SITE_SHAPES] = { 0, 0 };
     int64_t at = 0;
@@ -359,22 +340,22 @@ size_t site_store_render(site_store *s, const char *prefix, int64_t now_unix, ch
         at = s->learned_unix;
         pthread_mutex_unlock(&s->lock);
     }
-    emit(&k, "# HELP %s_site_profile_flight_bytes Smallest encrypted-flight size of the FakeTLS "
+    prom_emit(&k, "# HELP %s_site_profile_flight_bytes Smallest encrypted-flight size of the FakeTLS "
              "answer, by client hello kind, with the ServerHello it copies (tgfront).\n"
              "# TYPE %s_site_profile_flight_bytes gauge\n", prefix, prefix);
     for (int i = 0; i < SITE_SHAPES; i++) {
         if (!learned[i])
             site_answer_default(&a[i], 0x1301);
-        emit(&k, "%s_site_profile_flight_bytes{hello=\"%s\",source=\"%s\",cipher=\"0x%04x\","
+        prom_emit(&k, "%s_site_profile_flight_bytes{hello=\"%s\",source=\"%s\",cipher=\"0x%04x\","
                  "group=\"0x%04x\",share_bytes=\"%u\",spread=\"%u\"} %u\n",
              prefix, site_shape_name((site_shape)i), learned[i] ? "site" : "default",
              a[i].sh.cipher, a[i].sh.group, a[i].sh.share_len,
              (unsigned)(a[i].coins + a[i].spread), (unsigned)a[i].flight_min);
     }
-    emit(&k, "# HELP %s_site_profile_age_seconds Seconds since the site's TLS answer was last "
+    prom_emit(&k, "# HELP %s_site_profile_age_seconds Seconds since the site's TLS answer was last "
              "learned; -1 before the first time (tgfront).\n"
              "# TYPE %s_site_profile_age_seconds gauge\n", prefix, prefix);
-    emit(&k, "%s_site_profile_age_seconds %lld\n", prefix,
+    prom_emit(&k, "%s_site_profile_age_seconds %lld\n", prefix,
          at ? (long long)(now_unix - at) : -1LL);
     return k.len;
 }

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "promtext.h"
+
 const char *web_end_name(web_end e)
 {
     static const char *const names[WEB_END_COUNT] = {
@@ -17,25 +19,12 @@ static const char *const answer_names[WEB_ANS_COUNT] = {
     "bridge", "upgrade", "site", "not_found", "bad_request", "busy",
 };
 
-__attribute__((format(printf, 4, 5)))
-static void emit(char *out, size_t cap, size_t *len, const char *fmt, ...)
-{
-    if (*len + 1 >= cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    *len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
-}
-
 #define SUM(field) ({ uint64_t t_ = 0; for (size_t i_ = 0; i_ < n; i_++) t_ += ms[i_]->field; t_; })
 
 void web_metrics_render(const web_metrics *const *ms, size_t n, const char *prefix, char *out,
                         size_t cap, size_t *len)
 {
+    prom_sink s = { out, cap, *len };
     struct { const char *name, *type, *help; uint64_t v; } simple[] = {
         { "web_sessions", "gauge", "WEB proxy HTTP connections and carriers open.", SUM(sessions) },
         { "web_carriers", "gauge", "WEB proxy carriers (WebSockets) open.", SUM(carriers) },
@@ -49,28 +38,29 @@ void web_metrics_render(const web_metrics *const *ms, size_t n, const char *pref
           SUM(memory_bytes) },
     };
     for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++)
-        emit(out, cap, len, "# HELP %s_%s %s\n# TYPE %s_%s %s\n%s_%s %llu\n", prefix,
+        prom_emit(&s, "# HELP %s_%s %s\n# TYPE %s_%s %s\n%s_%s %llu\n", prefix,
              simple[k].name, simple[k].help, prefix, simple[k].name, simple[k].type, prefix,
              simple[k].name, (unsigned long long)simple[k].v);
 
-    emit(out, cap, len, "# HELP %s_web_answers_total WEB proxy listener answers by kind.\n"
+    prom_emit(&s, "# HELP %s_web_answers_total WEB proxy listener answers by kind.\n"
          "# TYPE %s_web_answers_total counter\n", prefix, prefix);
     for (int a = 0; a < WEB_ANS_COUNT; a++)
-        emit(out, cap, len, "%s_web_answers_total{answer=\"%s\"} %llu\n", prefix, answer_names[a],
+        prom_emit(&s, "%s_web_answers_total{answer=\"%s\"} %llu\n", prefix, answer_names[a],
              (unsigned long long)SUM(answers[a]));
-    emit(out, cap, len, "# HELP %s_web_bad_http_total Refused HTTP request heads by reason.\n"
+    prom_emit(&s, "# HELP %s_web_bad_http_total Refused HTTP request heads by reason.\n"
          "# TYPE %s_web_bad_http_total counter\n", prefix, prefix);
     for (int r = 1; r < WH_R_COUNT; r++)
-        emit(out, cap, len, "%s_web_bad_http_total{reason=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_web_bad_http_total{reason=\"%s\"} %llu\n", prefix,
              web_http_reason_name((web_http_reason)r), (unsigned long long)SUM(bad_http[r]));
-    emit(out, cap, len, "# HELP %s_web_frame_errors_total Refused v1 frames by reason.\n"
+    prom_emit(&s, "# HELP %s_web_frame_errors_total Refused v1 frames by reason.\n"
          "# TYPE %s_web_frame_errors_total counter\n", prefix, prefix);
     for (int r = 1; r < WF_R_COUNT; r++)
-        emit(out, cap, len, "%s_web_frame_errors_total{reason=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_web_frame_errors_total{reason=\"%s\"} %llu\n", prefix,
              web_frame_reason_name((web_frame_reason)r), (unsigned long long)SUM(frame_errors[r]));
-    emit(out, cap, len, "# HELP %s_web_sessions_ended_total WEB proxy sessions ended by reason.\n"
+    prom_emit(&s, "# HELP %s_web_sessions_ended_total WEB proxy sessions ended by reason.\n"
          "# TYPE %s_web_sessions_ended_total counter\n", prefix, prefix);
     for (int e = 0; e < WEB_END_COUNT; e++)
-        emit(out, cap, len, "%s_web_sessions_ended_total{reason=\"%s\"} %llu\n", prefix,
+        prom_emit(&s, "%s_web_sessions_ended_total{reason=\"%s\"} %llu\n", prefix,
              web_end_name((web_end)e), (unsigned long long)SUM(ended[e]));
+    *len = s.len;
 }
