@@ -169,14 +169,9 @@ int cli_access(int argc, char **argv)
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
 
-    unsigned port = net_port((const struct sockaddr *)&cfg.bind_addr);
-    if (port_text) {
-        char *end;
-        unsigned long n = strtoul(port_text, &end, 10);
-        if (*end || n == 0 || n > 65535)
-            return cli_usage_error("access: --port must be 1..65535, got '%s'", port_text);
-        port = (unsigned)n;
-    }
+    unsigned port;
+    if (links_port(&cfg, port_text, &port) < 0)
+        return cli_usage_error("access: --port must be 1..65535, got '%s'", port_text);
     char v4[INET_ADDRSTRLEN] = "", v6[INET6_ADDRSTRLEN] = "";
     if (ip4 && parse_ip(ip4, AF_INET, v4, sizeof v4) < 0)
         return cli_usage_error("access: --ipv4 must be an IPv4 address, got '%s'", ip4);

@@ -119,14 +119,9 @@ int cli_links(int argc, char **argv)
     static tgf_config cfg;
     if (cli_load_config(path, &cfg) < 0)
         return CLI_EXIT_USAGE;
-    unsigned port = net_port((const struct sockaddr *)&cfg.bind_addr);
-    if (port_text) {
-        char *end;
-        unsigned long n = strtoul(port_text, &end, 10);
-        if (*end || n == 0 || n > 65535)
-            return cli_usage_error("links: --port must be 1..65535, got '%s'", port_text);
-        port = (unsigned)n;
-    }
+    unsigned port;
+    if (links_port(&cfg, port_text, &port) < 0)
+        return cli_usage_error("links: --port must be 1..65535, got '%s'", port_text);
     int rc = CLI_EXIT_OK;
     /* Every secret: mtg's single one (named default) first, then the
      * [secrets] table in file order. A name heads its links when there is

@@ -2,6 +2,9 @@
 #include "links.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "netutil.h"
 
 void links_url_encode(const char *in, char *out, size_t cap)
 {
@@ -40,4 +43,17 @@ void links_web(const tgf_config *cfg, const uint8_t *key, char *host, size_t hos
     char server[3 * CONFIG_HOST_MAX + 1];
     links_url_encode(host, server, sizeof server);
     snprintf(query, query_cap, "server=%s&secret=%s", server, sec);
+}
+
+int links_port(const tgf_config *cfg, const char *text, unsigned *port)
+{
+    *port = net_port((const struct sockaddr *)&cfg->bind_addr);
+    if (text == NULL)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(text, &end, 10);
+    if (*text == '\0' || *end || n == 0 || n > 65535)
+        return -1;
+    *port = (unsigned)n;
+    return 0;
 }

@@ -12,6 +12,10 @@
  * (always terminated; stops before a character that would not fit). */
 void links_url_encode(const char *in, char *out, size_t cap);
 
+/* The port the links name: the listener's, or --port TEXT when given
+ * (1..65535). 0, or -1 when TEXT is not a port. */
+int links_port(const tgf_config *cfg, const char *text, unsigned *port);
+
 /* The WEB proxy link (tg://webproxy) of one 16-byte key: the bridge's
  * hostname in lower case (never an IP: the WebView needs the site's
  * certificate; no port: always 443) into host, the key as a dd secret into
