@@ -1,6 +1,8 @@
 #!/bin/sh
 # ci/web-smoke.sh: the image's WEB proxy mode (tg://webproxy) through :443.
-# Runs the image (podman, in a loopback-only network namespace) with
+# Runs the image (docker where it works, else podman; in a loopback-only
+# network namespace: podman joins a named one, docker's own namespace with
+# --network none is given that name with `ip netns attach`) with
 # DOMAIN=tgfront.test, TLS=internal and TG_DATACENTERS at an echoing fake
 # DC, reads the tg://webproxy link from the start-up output and runs
 # tests/integration/web_image_check.py against :443 with the container's
@@ -19,23 +21,43 @@ PY=${PYTHON:-/usr/bin/python3}
 PASSED=0
 FAILED=0
 DC_PID=
+ENGINE=${ENGINE:-}
 
 ok() { PASSED=$((PASSED + 1)); printf "ok   - %s\n" "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf "FAIL - %s\n" "$*"; }
 
 cleanup() {
-    podman rm -f "$CTR" >/dev/null 2>&1 || true
+    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
     [ -z "$DC_PID" ] || kill "$DC_PID" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
+# The fake DC in the namespace (docker: each container's own).
+start_dc() {
+    [ -z "$DC_PID" ] || kill "$DC_PID" 2>/dev/null || true
+    ip netns exec "$NS" "$PY" tests/integration/fakedc.py --port 4430 --mode echo >"$WORK/dc.log" 2>&1 &
+    DC_PID=$!
+}
+
 start() {
-    podman rm -f "$CTR" >/dev/null 2>&1 || true
-    podman run -d --name "$CTR" --network "ns:/run/netns/$NS" -e DOMAIN=$DOMAIN -e TLS=internal \
+    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
+    if [ "$ENGINE" = podman ]; then
+        net="--network ns:/run/netns/$NS"
+    else
+        net="--network none"
+        ip netns del "$NS" 2>/dev/null || true
+    fi
+    # shellcheck disable=SC2086 # the network option is two words
+    $ENGINE run -d --name "$CTR" $net -e DOMAIN=$DOMAIN -e TLS=internal \
         -e TG_DATACENTERS="2=127.0.0.1:4430,3=127.0.0.1:4430,4=127.0.0.1:4430" "$@" \
         "$IMAGE_TAG" >/dev/null
+    if [ "$ENGINE" != podman ]; then
+        pid=$($ENGINE inspect --format '{{.State.Pid}}' "$CTR")
+        ip netns attach "$NS" "$pid" || image_die "cannot name the container's network namespace"
+        start_dc
+    fi
     i=0
     while [ $i -lt 300 ]; do
         ip netns exec "$NS" curl -sk --max-time 2 --resolve "$DOMAIN:443:127.0.0.1" \
@@ -43,23 +65,22 @@ start() {
         sleep 0.1
         i=$((i + 1))
     done
-    podman logs "$CTR" 2>&1 | tail -n 20
+    $ENGINE logs "$CTR" 2>&1 | tail -n 20
     return 1
 }
 
 main() {
-    command -v podman >/dev/null 2>&1 || image_die "web-smoke needs podman"
-    ENGINE=podman
-    image_engine_setup   # ci/containers.conf (runc, no default ulimits)
-    podman image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_die "no image $IMAGE_TAG: run ./build.sh image"
-    ip netns add "$NS"
-    ip netns exec "$NS" ip link set lo up
-    ip netns exec "$NS" "$PY" tests/integration/fakedc.py --port 4430 --mode echo >"$WORK/dc.log" 2>&1 &
-    DC_PID=$!
+    image_engine_setup || image_die "web-smoke needs docker or podman"   # podman: ci/containers.conf
+    $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_die "no image $IMAGE_TAG: run ./build.sh image"
+    if [ "$ENGINE" = podman ]; then
+        ip netns add "$NS"
+        ip netns exec "$NS" ip link set lo up
+        start_dc
+    fi
 
     if start; then ok "the image starts with WEB_PROXY on (default)"; else fail "start"; return; fi
-    link=$(podman logs "$CTR" 2>&1 | sed -n 's/.*\(tg:\/\/webproxy?[^ ]*\).*/\1/p' | head -n 1)
-    tme=$(podman logs "$CTR" 2>&1 | sed -n 's/.*\(https:\/\/t.me\/webproxy?[^ ]*\).*/\1/p' | head -n 1)
+    link=$($ENGINE logs "$CTR" 2>&1 | sed -n 's/.*\(tg:\/\/webproxy?[^ ]*\).*/\1/p' | head -n 1)
+    tme=$($ENGINE logs "$CTR" 2>&1 | sed -n 's/.*\(https:\/\/t.me\/webproxy?[^ ]*\).*/\1/p' | head -n 1)
     secret=$(printf '%s' "$link" | sed -n 's/.*secret=\(dd[0-9a-f]\{32\}\).*/\1/p')
     if [ -n "$secret" ] && [ "$link" = "tg://webproxy?server=$DOMAIN&secret=$secret" ] &&
         [ "$tme" = "https://t.me/webproxy?server=$DOMAIN&secret=$secret" ]; then
@@ -68,7 +89,7 @@ main() {
         fail "no webproxy links in the start-up output ('$link', '$tme')"
         return
     fi
-    podman cp "$CTR:/data/caddy/pki/authorities/local/root.crt" "$WORK/root.crt"
+    $ENGINE cp "$CTR:/data/caddy/pki/authorities/local/root.crt" "$WORK/root.crt"
     if ip netns exec "$NS" "$PY" tests/integration/web_image_check.py 127.0.0.1:443 "$DOMAIN" \
             "$secret" "$WORK/root.crt" >"$WORK/check.out" 2>&1; then
         ok "web_image_check through :443: $(tail -n 1 "$WORK/check.out")"
@@ -77,14 +98,14 @@ main() {
         sed 's/^/     /' "$WORK/check.out"
     fi
 
-    podman rm -f "$CTR" >/dev/null 2>&1
+    $ENGINE rm -f "$CTR" >/dev/null 2>&1
     if start -e WEB_PROXY=off; then ok "the image starts with WEB_PROXY=off"; else fail "start off"; return; fi
-    if podman logs "$CTR" 2>&1 | grep -q "webproxy"; then
+    if $ENGINE logs "$CTR" 2>&1 | grep -q "webproxy"; then
         fail "WEB_PROXY=off still prints a webproxy link"
     else
         ok "WEB_PROXY=off prints no webproxy link"
     fi
-    if podman exec "$CTR" grep -q tgfront_bridge /run/caddy/Caddyfile; then
+    if $ENGINE exec "$CTR" grep -q tgfront_bridge /run/caddy/Caddyfile; then
         fail "WEB_PROXY=off still routes the bridge to tgfront"
     else
         ok "WEB_PROXY=off: Caddy routes nothing to tgfront"
