@@ -570,11 +570,15 @@ static void send_server_hello(conn *c, const faketls_hello *h, uint8_t *block)
             return;
         }
     }
-    if (crypto_random(scalar, sizeof scalar) < 0 || crypto_random(&r, sizeof r) < 0) {
-        crypto_wipe(scalar, sizeof scalar);
+    /* The scalar and the size draw in one system call (handshake cost). */
+    uint8_t rnd[sizeof scalar + sizeof r];
+    if (crypto_random(rnd, sizeof rnd) < 0) {
         conn_close(c, CLOSE_INTERNAL);
         return;
     }
+    memcpy(scalar, rnd, sizeof scalar);
+    memcpy(&r, rnd + sizeof scalar, sizeof r);
+    crypto_wipe(rnd, sizeof rnd);
     crypto_x25519_public(scalar, pub);
     crypto_wipe(scalar, sizeof scalar);
     size_t fixed = faketls_shaped_len(h->session_id_len, &a.sh, 0);
