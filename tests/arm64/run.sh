@@ -97,7 +97,10 @@ integration() {
     echo "arm64: integration suite with TGFRONT_BIN=$wrapper"
     tests=${ARM64_TESTS:-tests/integration/test_relay.py tests/integration/test_fronting.py tests/integration/test_edges.py tests/integration/test_probing.py tests/integration/test_shaping.py tests/integration/test_fast_mode.py tests/integration/test_secrets.py tests/integration/test_workers.py tests/integration/test_web.py}
     # shellcheck disable=SC2086 # a list of test files
-    if TGFRONT_BIN=$wrapper timeout "$LIMIT" sh tests/integration/run.sh $tests; then
+    # qemu-user runs a thread of its own in the daemon's process: the two
+    # tests that count the daemon's threads stay with the native run.
+    if TGFRONT_BIN=$wrapper timeout "$LIMIT" sh tests/integration/run.sh $tests \
+        -k "not one_keeps_one_thread and not default_is_cpu_count"; then
         total_pass=$((total_pass + 1))
     else
         echo "arm64: error: integration suite under qemu failed" >&2
