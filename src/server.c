@@ -385,6 +385,7 @@ void server_apply_config(server *s, const tgf_config *next)
     s->cfg = config_ref_hold(next);
     s->env.cfg = s->cfg;
     s->stats.cfg = s->cfg;
+    web_server_apply_config(&s->web, s->cfg);   /* worker 0's listener, if any */
     config_ref_drop(old);
 }
 

@@ -153,6 +153,7 @@ static void session_free_now(web_session *s)
     web_session_unhold(s, s->tomb, TOMBSTONES * sizeof *s->tomb);
     s->in = s->out = NULL;
     s->tomb = NULL;
+    crypto_wipe(&s->cap, sizeof s->cap);
     s->held -= sizeof *s;
     web_session_metrics(s)->memory_bytes -= sizeof *s;
     s->env->defer_free(s->env->owner, s);
@@ -441,6 +442,7 @@ static void take_peer(web_session *s, const web_http_req *r)
 /* The carrier's buffers and decoders; the 101 answer is the caller's. */
 static int carrier_setup(web_session *s)
 {
+    s->cap = s->env->caps[s->cap_index];   /* callers checked the index */
     uint8_t *big = web_session_hold(s, OUT_CAP_CARRIER);
     uint32_t *tomb = web_session_hold(s, TOMBSTONES * sizeof *tomb);
     if (!big || !tomb) {
