@@ -39,26 +39,21 @@ typedef enum {
 typedef struct {
     const config_iplist *cfg;
     iplist *current;              /* the loop's; NULL when the list is off */
-    _Atomic(iplist *) pending;    /* a refreshed list, waiting for the loop */
 } iplists_one;
+
+struct iplists_refresh;
 
 typedef struct iplists {
     iplists_one list[2];          /* by iplists_which */
-    const char *ca_file;          /* "" = the system bundle */
-    tlstrust trust;               /* loaded once, when a source is https */
-    int trust_loaded;
-    pthread_t thread;
-    int thread_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    atomic_int busy;              /* the thread is loading sources */
-    atomic_ulong refresh_ok, refresh_failed;
+    /* The refresh thread's state, on the heap: a stop during a download
+     * leaves it to the thread, which frees it when the download ends
+     * (the loop and the config may be gone by then). NULL: no thread. */
+    struct iplists_refresh *refresh;
 } iplists;
 
 /* Loads every enabled list once (a source that fails is logged; at start-up
  * what did load is used) and starts the refresh thread when a list is on.
- * cfg must outlive s. Returns 0, or -1 with err set (no memory, no thread,
+ * cfg is read during the call only (the thread keeps copies of what it needs). Returns 0, or -1 with err set (no memory, no thread,
  * an https source without a readable CA bundle). */
 int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap);
 /* On the loop: swaps in refreshed lists. Returns 1 when one changed. */
