@@ -53,8 +53,9 @@ typedef struct iplists {
 
 /* Loads every enabled list once (a source that fails is logged; at start-up
  * what did load is used) and starts the refresh thread when a list is on.
- * cfg is read during the call only (the thread keeps copies of what it needs). Returns 0, or -1 with err set (no memory, no thread,
- * an https source without a readable CA bundle). */
+ * cfg is read during the call only (the thread keeps copies of what it
+ * needs). Returns 0, or -1 with err set (no memory, no thread, an https
+ * source without a readable CA bundle). */
 int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap);
 /* On the loop: swaps in refreshed lists. Returns 1 when one changed. */
 int iplists_poll(iplists *s);
