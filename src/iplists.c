@@ -112,26 +112,31 @@ iplist *iplists_load(const config_iplist *cfg, const char *name, const tlstrust 
     return l;
 }
 
-/* What the refresh thread uses, all of it its own: the sources are copies
- * and the trust anchors moved here, so a thread left running at exit
- * (iplists_stop during a download) touches nothing the loop frees. */
+/* The refreshed lists and the thread that makes them, shared by every
+ * event loop's handle (iplists_share) and by the thread itself: each holds
+ * a reference, and the last one out frees it. So a thread still
+ * downloading when the loops stop (iplists_stop) touches nothing they
+ * free: its sources are copies and the trust anchors moved here. */
 typedef struct iplists_refresh {
+    atomic_ulong refs;
     config_iplist cfg[2];         /* by iplists_which; copies */
     tlstrust trust;
-    _Atomic(iplist *) pending[2]; /* a refreshed list, waiting for the loop */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;                     /* under mu */
-    int orphaned;                 /* under mu: nobody joins; the thread frees this */
     int busy;                     /* under mu: loading sources */
+    iplist *latest[2];            /* under mu: the newest list (a reference) */
+    atomic_ulong gen[2];          /* bumped with each new latest */
     atomic_ulong refresh_ok, refresh_failed;
 } iplists_refresh;
 
-static void refresh_free(iplists_refresh *r)
+static void refresh_drop(iplists_refresh *r)
 {
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
     for (int w = 0; w < 2; w++)
-        iplist_free(atomic_exchange(&r->pending[w], NULL));
+        iplist_free(r->latest[w]);
     tlstrust_free(&r->trust);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
@@ -174,8 +179,6 @@ static void *refresh_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             iplist *l = iplists_load(&r->cfg[w], list_names[w], &r->trust, 0);
             if (l) {
-                iplist *old = atomic_exchange(&r->pending[w], l);
-                iplist_free(old);   /* a refresh the loop never took */
                 atomic_fetch_add(&r->refresh_ok, 1);
             } else {
                 log_warn("iplist", "%s: refresh failed; keeping the previous list",
@@ -184,12 +187,16 @@ static void *refresh_main(void *arg)
             }
             pthread_mutex_lock(&r->mu);
             r->busy = 0;
+            if (l) {
+                iplist *old = r->latest[w];
+                r->latest[w] = l;
+                atomic_fetch_add(&r->gen[w], 1);
+                iplist_free(old);   /* the loops hold their own references */
+            }
         }
     }
-    int orphaned = r->orphaned;
     pthread_mutex_unlock(&r->mu);
-    if (orphaned)
-        refresh_free(r);   /* iplists_stop has returned: this is ours alone */
+    refresh_drop(r);
     return NULL;
 }
 
@@ -200,10 +207,13 @@ static int refresh_start(iplists *s, const tgf_config *cfg, tlstrust *trust)
         tlstrust_free(trust);
         return -1;
     }
+    atomic_init(&r->refs, 2);   /* s's and the thread's */
     r->cfg[IPLISTS_BLOCK] = cfg->blocklist;
     r->cfg[IPLISTS_ALLOW] = cfg->allowlist;
     r->trust = *trust;   /* moved */
     tlstrust_init(trust);
+    for (int w = 0; w < 2; w++)
+        r->latest[w] = iplist_hold(s->list[w].current);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -219,10 +229,12 @@ static int refresh_start(iplists *s, const tgf_config *cfg, tlstrust *trust)
     int rc = pthread_create(&r->thread, NULL, refresh_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        refresh_free(r);
+        atomic_store(&r->refs, 1);
+        refresh_drop(r);
         return -1;
     }
     s->refresh = r;
+    s->owner = 1;
     return 0;
 }
 
@@ -274,17 +286,37 @@ int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
     return 0;
 }
 
+void iplists_share(iplists *s, const iplists *owner)
+{
+    memset(s, 0, sizeof *s);
+    iplists_refresh *r = owner->refresh;
+    for (int w = 0; w < 2; w++)
+        s->list[w].cfg = owner->list[w].cfg;
+    if (!r)
+        return;   /* no list on */
+    atomic_fetch_add(&r->refs, 1);
+    s->refresh = r;
+    pthread_mutex_lock(&r->mu);
+    for (int w = 0; w < 2; w++) {
+        s->list[w].current = iplist_hold(r->latest[w]);
+        s->list[w].gen = atomic_load(&r->gen[w]);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 int iplists_poll(iplists *s)
 {
     int changed = 0;
     iplists_refresh *r = s->refresh;
     for (int w = 0; r && w < 2; w++) {
-        if (atomic_load_explicit(&r->pending[w], memory_order_relaxed) == NULL)
+        if (atomic_load_explicit(&r->gen[w], memory_order_relaxed) == s->list[w].gen)
             continue;
-        iplist *l = atomic_exchange(&r->pending[w], NULL);
-        if (!l)
-            continue;
-        /* Lookups run on this thread only, so nothing still reads the old one. */
+        pthread_mutex_lock(&r->mu);
+        iplist *l = iplist_hold(r->latest[w]);
+        s->list[w].gen = atomic_load(&r->gen[w]);
+        pthread_mutex_unlock(&r->mu);
+        /* Lookups through s run on this thread only, so nothing still reads
+         * our old reference; other loops hold their own. */
         iplist_free(s->list[w].current);
         s->list[w].current = l;
         log_info("iplist", "%s refreshed: %zu entries", list_names[w], iplist_entries(l));
@@ -312,25 +344,24 @@ void iplists_stop(iplists *s)
 {
     iplists_refresh *r = s->refresh;
     s->refresh = NULL;
-    if (r) {
+    if (r && s->owner) {
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_signal(&r->cv);
         int busy = r->busy;
-        pthread_t th = r->thread;   /* r is the thread's to free once orphaned */
-        if (busy)
-            r->orphaned = 1;
+        pthread_t th = r->thread;
         pthread_mutex_unlock(&r->mu);
-        if (busy) {
+        if (busy)
             /* A download may take up to its timeout, longer than a drain
-             * may last: the thread ends on its own after it and frees its
-             * state (refresh_main); nothing of ours is left for it. */
+             * may last: the thread ends on its own after it and drops its
+             * reference to what it uses (refresh_main); nothing of ours. */
             pthread_detach(th);
-        } else {
+        else
             pthread_join(th, NULL);
-            refresh_free(r);
-        }
     }
+    if (r)
+        refresh_drop(r);
+    s->owner = 0;
     for (int w = 0; w < 2; w++) {
         iplist_free(s->list[w].current);
         s->list[w].current = NULL;
