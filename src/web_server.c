@@ -98,7 +98,8 @@ void web_server_init_off(web_server *w, loop *l)
 }
 
 /* Every secret's link: the key alone or dd + key both derive a
- * capability (Telegram Desktop hashes the bytes as the link has them). */
+ * capability (Telegram Desktop hashes the bytes as the link has them).
+ * caps[2i] and caps[2i + 1] are secrets[i]'s (web_session.c relies on it). */
 static void build_caps(web_server *w, const tgf_config *cfg)
 {
     uint8_t sec[17];

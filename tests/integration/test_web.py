@@ -477,3 +477,22 @@ def test_sighup_secret_removed_stops_its_bridge_open_carrier_keeps_streaming(
     mux.send(sid2, b"new stream")
     assert mux.recv_exact(sid2, 10) == b"new stream"
     car.sock.close()
+
+
+def test_expired_secret_link_meets_the_site(make_daemon):
+    """[secret-limits.NAME] expires holds for the WEB bridge too: the
+    expired secret's capability is answered as the site, the other one's
+    page is served."""
+    port = free_port()
+    alice, bob = tgclient.make_secret(SECRET_HOST), tgclient.make_secret(SECRET_HOST)
+    d = make_daemon(top={"secret": None}, tables={
+        "secrets": {"alice": tgclient.secret_hex(alice), "bob": tgclient.secret_hex(bob)},
+        "secret-limits.bob": {"expires": "2020-01-01T00:00:00Z"},
+        "web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}})
+    d.web_addr = ("127.0.0.1", port)
+    plain = _site_answer(d, "/")
+    for sec in (dd_secret(bob), key16(bob)):
+        r = _site_answer(d, "/?bridge=" + wc.capability(SECRET_HOST, sec))
+        assert r.raw_head == plain.raw_head and r.body == plain.body, "expired secret's bridge"
+    assert _site_answer(d, "/?bridge=" + wc.capability(SECRET_HOST,
+                                                        dd_secret(alice))).status == 200
