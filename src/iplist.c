@@ -3,10 +3,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct iplist {
+    _Atomic unsigned long refs;   /* workers share one list (iplist_hold) */
     iplist_range4 *v4;
     size_t n4;
     iplist_range6 *v6;
@@ -195,13 +197,21 @@ iplist *iplist_build(iplist_builder *b)
     l->v4 = b->v4;
     l->v6 = b->v6;
     l->entries = b->entries;
+    atomic_init(&l->refs, 1);
     memset(b, 0, sizeof *b);   /* the arrays are the list's now */
+    return l;
+}
+
+iplist *iplist_hold(iplist *l)
+{
+    if (l)
+        atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     return l;
 }
 
 void iplist_free(iplist *l)
 {
-    if (!l)
+    if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(l->v4);
     free(l->v6);

@@ -1,6 +1,6 @@
 /* iplist: a set of IPv4 and IPv6 networks (FireHOL netset entries) as
  * sorted, merged ranges; a lookup is one binary search. Built once, then
- * read-only, so the event loop can read one while a thread builds the next.
+ * read-only, so the event loops can read one while a thread builds the next.
  * Pure: no I/O. */
 #ifndef TGF_IPLIST_H
 #define TGF_IPLIST_H
@@ -49,6 +49,10 @@ int iplist_contains(const iplist *l, const struct sockaddr *sa);
 size_t iplist_entries(const iplist *l);
 /* Ranges after merging (IPv4 + IPv6). */
 size_t iplist_ranges(const iplist *l);
+/* Another reference to l (several event loops read one list); returns l.
+ * Every reference, the first included, is given back with iplist_free,
+ * which frees the list with the last one. NULL is allowed in both. */
+iplist *iplist_hold(iplist *l);
 void iplist_free(iplist *l);
 
 #endif

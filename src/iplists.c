@@ -112,52 +112,130 @@ iplist *iplists_load(const config_iplist *cfg, const char *name, const tlstrust 
     return l;
 }
 
-static void *refresh_main(void *arg)
+/* The refreshed lists and the thread that makes them, shared by every
+ * event loop's handle (iplists_share) and by the thread itself: each holds
+ * a reference, and the last one out frees it. So a thread still
+ * downloading when the loops stop (iplists_stop) touches nothing they
+ * free: its sources are copies and the trust anchors moved here. */
+typedef struct iplists_refresh {
+    atomic_ulong refs;
+    config_iplist cfg[2];         /* by iplists_which; copies */
+    tlstrust trust;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                     /* under mu */
+    int busy;                     /* under mu: loading sources */
+    iplist *latest[2];            /* under mu: the newest list (a reference) */
+    atomic_ulong gen[2];          /* bumped with each new latest */
+    atomic_ulong refresh_ok, refresh_failed;
+} iplists_refresh;
+
+static void refresh_drop(iplists_refresh *r)
 {
-    iplists *s = arg;
-    uint64_t next[2] = { 0, 0 };
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    for (int w = 0; w < 2; w++)
+        iplist_free(r->latest[w]);
+    tlstrust_free(&r->trust);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static uint64_t mono_ms(void)
+{
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+static void *refresh_main(void *arg)
+{
+    iplists_refresh *r = arg;
+    uint64_t next[2] = { 0, 0 };
+    uint64_t t = mono_ms();
     for (int w = 0; w < 2; w++)
-        if (s->list[w].cfg->enabled)
-            next[w] = t + s->list[w].cfg->update_each_ms;
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
+        if (r->cfg[w].enabled)
+            next[w] = t + r->cfg[w].update_each_ms;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
         uint64_t wake = 0;
         for (int w = 0; w < 2; w++)
             if (next[w] && (!wake || next[w] < wake))
                 wake = next[w];
         struct timespec until = { (time_t)(wake / 1000), (long)(wake % 1000) * 1000000L };
-        int rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
-        if (s->stop)
+        int rc = pthread_cond_timedwait(&r->cv, &r->mu, &until);
+        if (r->stop)
             break;
         if (rc != ETIMEDOUT)
             continue;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        t = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-        for (int w = 0; w < 2; w++) {
+        t = mono_ms();
+        for (int w = 0; w < 2 && !r->stop; w++) {
             if (!next[w] || t < next[w])
                 continue;
-            next[w] = t + s->list[w].cfg->update_each_ms;
-            atomic_store(&s->busy, 1);
-            pthread_mutex_unlock(&s->mu);
-            iplist *l = iplists_load(s->list[w].cfg, list_names[w], &s->trust, 0);
+            next[w] = t + r->cfg[w].update_each_ms;
+            r->busy = 1;
+            pthread_mutex_unlock(&r->mu);
+            iplist *l = iplists_load(&r->cfg[w], list_names[w], &r->trust, 0);
             if (l) {
-                iplist *old = atomic_exchange(&s->list[w].pending, l);
-                iplist_free(old);   /* a refresh the loop never took */
-                atomic_fetch_add(&s->refresh_ok, 1);
+                atomic_fetch_add(&r->refresh_ok, 1);
             } else {
                 log_warn("iplist", "%s: refresh failed; keeping the previous list",
                          list_names[w]);
-                atomic_fetch_add(&s->refresh_failed, 1);
+                atomic_fetch_add(&r->refresh_failed, 1);
             }
-            pthread_mutex_lock(&s->mu);
-            atomic_store(&s->busy, 0);
+            pthread_mutex_lock(&r->mu);
+            r->busy = 0;
+            if (l) {
+                iplist *old = r->latest[w];
+                r->latest[w] = l;
+                atomic_fetch_add(&r->gen[w], 1);
+                iplist_free(old);   /* the loops hold their own references */
+            }
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&r->mu);
+    refresh_drop(r);
     return NULL;
+}
+
+static int refresh_start(iplists *s, const tgf_config *cfg, tlstrust *trust)
+{
+    iplists_refresh *r = calloc(1, sizeof *r);
+    if (!r) {
+        tlstrust_free(trust);
+        return -1;
+    }
+    atomic_init(&r->refs, 2);   /* s's and the thread's */
+    r->cfg[IPLISTS_BLOCK] = cfg->blocklist;
+    r->cfg[IPLISTS_ALLOW] = cfg->allowlist;
+    r->trust = *trust;   /* moved */
+    tlstrust_init(trust);
+    for (int w = 0; w < 2; w++)
+        r->latest[w] = iplist_hold(s->list[w].current);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* The thread inherits a mask with every signal blocked: SIGTERM and
+     * SIGHUP must reach the loop's signalfd, never this thread (where their
+     * default action would end the process). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&r->thread, NULL, refresh_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        atomic_store(&r->refs, 1);
+        refresh_drop(r);
+        return -1;
+    }
+    s->refresh = r;
+    s->owner = 1;
+    return 0;
 }
 
 int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
@@ -165,8 +243,8 @@ int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
     memset(s, 0, sizeof *s);
     s->list[IPLISTS_BLOCK].cfg = &cfg->blocklist;
     s->list[IPLISTS_ALLOW].cfg = &cfg->allowlist;
-    s->ca_file = cfg->ca_file;
-    tlstrust_init(&s->trust);
+    tlstrust trust;
+    tlstrust_init(&trust);
     int any = 0, urls = 0;
     for (int w = 0; w < 2; w++) {
         const config_iplist *c = s->list[w].cfg;
@@ -178,21 +256,22 @@ int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
         return 0;
     if (urls) {
         const char *ca = cfg->ca_file[0] ? cfg->ca_file : TLSTRUST_SYSTEM_BUNDLE;
-        char why[300];
-        if (tlstrust_add_file(&s->trust, ca, why, sizeof why) <= 0) {
+        char why[300] = "";
+        if (tlstrust_add_file(&trust, ca, why, sizeof why) <= 0) {
             snprintf(err, err_cap, "access lists: https sources need CA certificates: %s "
                      "(set [network] ca-file)", why[0] ? why : ca);
+            tlstrust_free(&trust);
             return -1;
         }
-        s->trust_loaded = 1;
     }
     for (int w = 0; w < 2; w++) {
         if (!s->list[w].cfg->enabled)
             continue;
         /* At start-up a failed source leaves the others: nothing older to keep. */
-        s->list[w].current = iplists_load(s->list[w].cfg, list_names[w], &s->trust, 1);
+        s->list[w].current = iplists_load(s->list[w].cfg, list_names[w], &trust, 1);
         if (!s->list[w].current) {
             snprintf(err, err_cap, "%s: out of memory", list_names[w]);
+            tlstrust_free(&trust);
             return -1;
         }
         log_info("iplist", "%s: %zu entries (%zu ranges) from %zu sources; refreshed every %u s",
@@ -200,38 +279,44 @@ int iplists_start(iplists *s, const tgf_config *cfg, char *err, size_t err_cap)
                  iplist_ranges(s->list[w].current), s->list[w].cfg->url_count,
                  (unsigned)(s->list[w].cfg->update_each_ms / 1000));
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    /* The thread inherits a mask with every signal blocked: SIGTERM and
-     * SIGHUP must reach the loop's signalfd, never this thread (where their
-     * default action would end the process). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&s->thread, NULL, refresh_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
+    if (refresh_start(s, cfg, &trust) < 0) {
         snprintf(err, err_cap, "access lists: cannot start the refresh thread");
         return -1;
     }
-    s->thread_started = 1;
     return 0;
+}
+
+void iplists_share(iplists *s, const iplists *owner)
+{
+    memset(s, 0, sizeof *s);
+    iplists_refresh *r = owner->refresh;
+    for (int w = 0; w < 2; w++)
+        s->list[w].cfg = owner->list[w].cfg;
+    if (!r)
+        return;   /* no list on */
+    atomic_fetch_add(&r->refs, 1);
+    s->refresh = r;
+    pthread_mutex_lock(&r->mu);
+    for (int w = 0; w < 2; w++) {
+        s->list[w].current = iplist_hold(r->latest[w]);
+        s->list[w].gen = atomic_load(&r->gen[w]);
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 int iplists_poll(iplists *s)
 {
     int changed = 0;
-    for (int w = 0; w < 2; w++) {
-        if (atomic_load_explicit(&s->list[w].pending, memory_order_relaxed) == NULL)
+    iplists_refresh *r = s->refresh;
+    for (int w = 0; r && w < 2; w++) {
+        if (atomic_load_explicit(&r->gen[w], memory_order_relaxed) == s->list[w].gen)
             continue;
-        iplist *l = atomic_exchange(&s->list[w].pending, NULL);
-        if (!l)
-            continue;
-        /* Lookups run on this thread only, so nothing still reads the old one. */
+        pthread_mutex_lock(&r->mu);
+        iplist *l = iplist_hold(r->latest[w]);
+        s->list[w].gen = atomic_load(&r->gen[w]);
+        pthread_mutex_unlock(&r->mu);
+        /* Lookups through s run on this thread only, so nothing still reads
+         * our old reference; other loops hold their own. */
         iplist_free(s->list[w].current);
         s->list[w].current = l;
         log_info("iplist", "%s refreshed: %zu entries", list_names[w], iplist_entries(l));
@@ -257,29 +342,28 @@ size_t iplists_size(const iplists *s, iplists_which w)
 
 void iplists_stop(iplists *s)
 {
-    if (s->thread_started) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = 1;
-        pthread_cond_signal(&s->cv);
-        int busy = atomic_load(&s->busy);
-        pthread_mutex_unlock(&s->mu);
-        if (busy) {
+    iplists_refresh *r = s->refresh;
+    s->refresh = NULL;
+    if (r && s->owner) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_signal(&r->cv);
+        int busy = r->busy;
+        pthread_t th = r->thread;
+        pthread_mutex_unlock(&r->mu);
+        if (busy)
             /* A download may take up to its timeout, longer than a drain
-             * may last: the process is exiting, leave the thread and what
-             * it uses to the exit. */
-            pthread_detach(s->thread);
-            s->thread_started = 0;
-            return;
-        }
-        pthread_join(s->thread, NULL);
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
-        s->thread_started = 0;
+             * may last: the thread ends on its own after it and drops its
+             * reference to what it uses (refresh_main); nothing of ours. */
+            pthread_detach(th);
+        else
+            pthread_join(th, NULL);
     }
+    if (r)
+        refresh_drop(r);
+    s->owner = 0;
     for (int w = 0; w < 2; w++) {
         iplist_free(s->list[w].current);
-        iplist_free(atomic_exchange(&s->list[w].pending, NULL));
         s->list[w].current = NULL;
     }
-    tlstrust_free(&s->trust);
 }

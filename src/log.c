@@ -3,13 +3,15 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static log_level current_level = LOG_INFO;
+/* A reload sets it on worker 0 while every thread reads it. */
+static _Atomic int current_level = LOG_INFO;
 static log_format current_format = LOG_TEXT;
 
 /* A flood of per-connection events (a replay storm, a DC outage) must not
@@ -26,10 +28,19 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 static _Thread_local int thread_worker = -1;
 
-void log_set_level(log_level level) { current_level = level; }
+void log_set_level(log_level level)
+{
+    atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
+}
 void log_set_worker(int n) { thread_worker = n; }
-log_level log_get_level(void) { return current_level; }
-int log_enabled(log_level level) { return level >= current_level; }
+log_level log_get_level(void)
+{
+    return (log_level)atomic_load_explicit(&current_level, memory_order_relaxed);
+}
+int log_enabled(log_level level)
+{
+    return (int)level >= atomic_load_explicit(&current_level, memory_order_relaxed);
+}
 void log_set_format(log_format f) { current_format = f; }
 log_format log_get_format(void) { return current_format; }
 
@@ -111,7 +122,7 @@ static size_t json_line(char *line, size_t cap, const struct timespec *ts, log_l
 
 void log_msg(log_level level, const char *component, const char *fmt, ...)
 {
-    if (level < current_level)
+    if (!log_enabled(level))
         return;
     char line[LOG_LINE_MAX], msg[LOG_LINE_MAX];
     struct timespec ts;

@@ -37,6 +37,17 @@ static void keep_restart_keys(tgf_config *next, const tgf_config *running)
     KEEP(next, running, proxies, "network.proxies");
     KEEP(next, running, proxy_count, "network.proxies");
     KEEP(next, running, ca_file, "network.ca-file");
+    /* The loops, the log format and the site prober are set up once. */
+    KEEP(next, running, workers, "workers");
+    KEEP(next, running, log_json, "log-format");
+    KEEP(next, running, site_profile_enabled, "site-profile.enabled");
+    KEEP(next, running, site_refresh_s, "site-profile.refresh");
+    KEEP(next, running, site_check_s, "site-profile.check");
+    /* The WEB listener is opened once; its host derives the capabilities. */
+    KEEP(next, running, web.enabled, "web.enabled");
+    KEEP(next, running, web.bind_addr, "web.bind-to");
+    KEEP(next, running, web.bind_len, "web.bind-to");
+    KEEP(next, running, web.host, "web.host");
     /* Without [domain-fronting] host, the fronting target is the secrets'
      * hostname, resolved at start-up. */
     if (next->fronting_host[0] == '\0' && strcmp(next->secret.host, running->secret.host) != 0)

@@ -385,6 +385,7 @@ void server_apply_config(server *s, const tgf_config *next)
     s->cfg = config_ref_hold(next);
     s->env.cfg = s->cfg;
     s->stats.cfg = s->cfg;
+    web_server_apply_config(&s->web, s->cfg);   /* worker 0's listener, if any */
     config_ref_drop(old);
 }
 
@@ -743,9 +744,12 @@ int server_init(server *s, server_shared *sh, size_t index, char *err, size_t er
     metrics_init(&s->metrics);
 
     /* The lists and the upstreams are restart-only keys (reload.c): they
-     * follow the start-up config, which the shared state holds to the end. */
-    if (iplists_start(&s->lists, sh->cfg, err, err_cap) < 0)
+     * follow the start-up config. Worker 0 loads the lists once for the
+     * process; the others share them (the workers are built in order). */
+    if (index == 0 && iplists_start(&s->lists, sh->cfg, err, err_cap) < 0)
         return -1;
+    if (index != 0)
+        iplists_share(&s->lists, &sh->servers[0]->lists);
     s->metrics.iplist_size[METRICS_BLOCKLIST] = iplists_size(&s->lists, IPLISTS_BLOCK);
     s->metrics.iplist_size[METRICS_ALLOWLIST] = iplists_size(&s->lists, IPLISTS_ALLOW);
     for (size_t i = 0; i < cfg->proxy_count; i++) {

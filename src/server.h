@@ -92,8 +92,9 @@ typedef struct server {
     metrics snap;                     /* under shared->snap_lock */
     uint64_t snap_gen;                /* bumped with each snapshot */
     int snap_final;                   /* loop ended: snap is final */
-    iplists lists;                    /* [defense.blocklist], [defense.allowlist]: one
-                                       * per loop (each swaps its own lists) */
+    iplists lists;                    /* [defense.blocklist], [defense.allowlist]: worker
+                                       * 0's loads them, the others share them
+                                       * (each swaps in refreshes on its own) */
     dc_addr proxy_addrs[CONFIG_MAX_PROXIES];   /* [network] proxies, resolved */
 
     struct server_slot *active;       /* doubly linked */

@@ -198,7 +198,8 @@ size_t site_probe_hello(site_shape shape, const char *sni, uint8_t *out, size_t 
 void site_target_init(site_target *t, const tgf_config *cfg, const dc_addr *addrs, size_t n)
 {
     memset(t, 0, sizeof *t);
-    t->cfg = cfg;
+    snprintf(t->host, sizeof t->host, "%s", cfg->secret.host);
+    t->proxy_protocol = cfg->fronting_proxy_protocol;
     t->count = n < SITE_PROBE_MAX_ADDRS ? n : SITE_PROBE_MAX_ADDRS;
     memcpy(t->addrs, addrs, t->count * sizeof *addrs);
     t->timeout_ms = PROBE_TIMEOUT_MS;
@@ -272,7 +273,7 @@ static int probe_with_stop(const site_target *t, site_shape shape, site_flight *
 {
     uint8_t hello[HELLO_MAX];
     uint64_t deadline = mono_ms() + t->timeout_ms;
-    size_t hlen = site_probe_hello(shape, t->cfg->secret.host, hello, sizeof hello);
+    size_t hlen = site_probe_hello(shape, t->host, hello, sizeof hello);
     if (hlen == 0) {
         snprintf(err, err_cap, "cannot build the probe hello");
         return -1;
@@ -290,7 +291,7 @@ static int probe_with_stop(const site_target *t, site_shape shape, site_flight *
         return -1;
     }
     int rc = -1;
-    if (t->cfg->fronting_proxy_protocol) {
+    if (t->proxy_protocol) {
         struct sockaddr_storage self, peer;
         socklen_t sl = sizeof self, pl = sizeof peer;
         uint8_t hdr[PROXYPROTO_V2_MAX_LEN];

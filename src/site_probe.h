@@ -42,13 +42,18 @@
 size_t site_probe_hello(site_shape shape, const char *sni, uint8_t *out, size_t cap);
 
 typedef struct {
-    const tgf_config *cfg;
+    /* Copies, not a pointer to the config: the prober thread outlives the
+     * server's configs (a reload drops them; shutdown frees the start-up one
+     * before the prober is stopped). */
+    char host[SECRET_HOST_MAX + 1];   /* the SNI of the probe hellos */
+    int proxy_protocol;               /* [domain-fronting] proxy-protocol */
     dc_addr addrs[SITE_PROBE_MAX_ADDRS];
     size_t count;
     unsigned timeout_ms;           /* per probe connection */
 } site_target;
 
-/* Fills t from the configuration and the resolved fronting addresses. */
+/* Fills t from the configuration and the resolved fronting addresses; t
+ * keeps no pointer into cfg. */
 void site_target_init(site_target *t, const tgf_config *cfg, const dc_addr *addrs, size_t n);
 
 /* One probe: *out gets the flight. Returns 0, or -1 with a reason in err. */

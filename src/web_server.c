@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config_ref.h"
 #include "crypto.h"
 #include "dc.h"
 #include "log.h"
@@ -96,6 +97,30 @@ void web_server_init_off(web_server *w, loop *l)
     w->loop = l;
 }
 
+/* Every secret's link: the key alone or dd + key both derive a
+ * capability (Telegram Desktop hashes the bytes as the link has them).
+ * caps[2i] and caps[2i + 1] are secrets[i]'s (web_session.c relies on it). */
+static void build_caps(web_server *w, const tgf_config *cfg)
+{
+    uint8_t sec[17];
+    sec[0] = 0xdd;
+    crypto_wipe(w->caps, sizeof w->caps);
+    w->ncaps = 0;
+    for (size_t i = 0; i < cfg->secret_count && w->ncaps + 2 <= WEB_CAPS_MAX; i++) {
+        const uint8_t *key = cfg->secret_keys[i];
+        memcpy(sec + 1, key, 16);
+        web_cap_entry *e = &w->caps[w->ncaps];
+        web_cap_compute(sec + 1, 16, w->host, e[0].cap);
+        memcpy(e[0].key, key, 16);
+        e[0].kind = WEB_CAP_PLAIN;
+        web_cap_compute(sec, 17, w->host, e[1].cap);
+        memcpy(e[1].key, key, 16);
+        e[1].kind = WEB_CAP_PADDED;
+        w->ncaps += 2;
+    }
+    crypto_wipe(sec, sizeof sec);
+}
+
 int web_server_init(web_server *w, loop *l, const tgf_config *cfg, metrics *m, char *err,
                     size_t err_cap)
 {
@@ -116,24 +141,7 @@ int web_server_init(web_server *w, loop *l, const tgf_config *cfg, metrics *m, c
     for (size_t i = 0; i <= hl; i++)
         w->host[i] = host[i] >= 'A' && host[i] <= 'Z' ? (char)(host[i] + 32) : host[i];
 
-    /* Every secret's link: the key alone or dd + key both derive a
-     * capability (Telegram Desktop hashes the bytes as the link has them). */
-    uint8_t sec[17];
-    sec[0] = 0xdd;
-    w->ncaps = 0;
-    for (size_t i = 0; i < cfg->secret_count && w->ncaps + 2 <= WEB_CAPS_MAX; i++) {
-        const uint8_t *key = cfg->secret_keys[i];
-        memcpy(sec + 1, key, 16);
-        web_cap_entry *e = &w->caps[w->ncaps];
-        web_cap_compute(sec + 1, 16, w->host, e[0].cap);
-        memcpy(e[0].key, key, 16);
-        e[0].kind = WEB_CAP_PLAIN;
-        web_cap_compute(sec, 17, w->host, e[1].cap);
-        memcpy(e[1].key, key, 16);
-        e[1].kind = WEB_CAP_PADDED;
-        w->ncaps += 2;
-    }
-    memset(sec, 0, sizeof sec);
+    build_caps(w, cfg);
     web_tokens_init(&w->tokens);
 
     w->env = (web_env){ .loop = l, .metrics = m, .cfg = cfg, .tokens = &w->tokens,
@@ -204,6 +212,33 @@ void web_server_close_all(web_server *w)
     }
 }
 
+/* A reload: new bridge pages and carriers follow the new secrets (a
+ * removed one stops opening carriers, as it stops FakeTLS clients); open
+ * carriers keep the key they started with (web_session's copy). Tokens
+ * name an entry of the old table, so they go when the table changes: a
+ * client between its page and its carrier loads the page again. */
+void web_server_apply_config(web_server *w, const tgf_config *cfg)
+{
+    if (w->listener.fd < 0 || w->cfg == NULL)
+        return;   /* no WEB listener here (or it is draining): nothing to rebuild */
+    web_cap_entry *old = malloc(sizeof w->caps);
+    size_t old_n = w->ncaps;
+    if (old)
+        memcpy(old, w->caps, sizeof w->caps);
+    build_caps(w, cfg);
+    if (!old || old_n != w->ncaps || memcmp(old, w->caps, old_n * sizeof *old) != 0)
+        web_tokens_init(&w->tokens);
+    if (old) {
+        crypto_wipe(old, sizeof w->caps);
+        free(old);
+    }
+    const tgf_config *prev = w->held_cfg;
+    w->cfg = w->held_cfg = config_ref_hold(cfg);
+    w->env.cfg = cfg;
+    w->env.ncaps = w->ncaps;
+    config_ref_drop(prev);
+}
+
 void web_server_destroy(web_server *w)
 {
     if (!w->active.next)
@@ -213,4 +248,6 @@ void web_server_destroy(web_server *w)
     free(w->graves);
     w->graves = NULL;
     crypto_wipe(w->caps, sizeof w->caps);
+    config_ref_drop(w->held_cfg);
+    w->held_cfg = NULL;
 }

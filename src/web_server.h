@@ -19,6 +19,7 @@
 typedef struct {
     loop *loop;
     const tgf_config *cfg;
+    const tgf_config *held_cfg;   /* a reload's config (config_ref), NULL before one */
     metrics *metrics;
     loop_watch listener;     /* fd -1 when off */
     web_env env;
@@ -49,6 +50,11 @@ void web_server_stop_listening(web_server *w);
 void web_server_close_all(web_server *w);
 /* Sessions still open. */
 size_t web_server_open(const web_server *w);
+/* Reload: capabilities, limits and timeouts for what opens from now on
+ * follow cfg (a config_ref config: held until the next one or destroy);
+ * open carriers keep their key, unused tokens are dropped when the
+ * capabilities change. The listener and the bridge's host stay. */
+void web_server_apply_config(web_server *w, const tgf_config *cfg);
 /* Closes everything. */
 void web_server_destroy(web_server *w);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -153,6 +154,7 @@ static void session_free_now(web_session *s)
     web_session_unhold(s, s->tomb, TOMBSTONES * sizeof *s->tomb);
     s->in = s->out = NULL;
     s->tomb = NULL;
+    crypto_wipe(&s->cap, sizeof s->cap);
     s->held -= sizeof *s;
     web_session_metrics(s)->memory_bytes -= sizeof *s;
     s->env->defer_free(s->env->owner, s);
@@ -441,6 +443,7 @@ static void take_peer(web_session *s, const web_http_req *r)
 /* The carrier's buffers and decoders; the 101 answer is the caller's. */
 static int carrier_setup(web_session *s)
 {
+    s->cap = s->env->caps[s->cap_index];   /* callers checked the index */
     uint8_t *big = web_session_hold(s, OUT_CAP_CARRIER);
     uint32_t *tomb = web_session_hold(s, TOMBSTONES * sizeof *tomb);
     if (!big || !tomb) {
@@ -511,6 +514,18 @@ static int answer(web_session *s, size_t n, web_answer a)
     return 0;
 }
 
+/* Capability ci belongs to secrets[ci / 2] (web_server.c builds two per
+ * secret, in order, from env->cfg). An expired secret's link opens
+ * nothing, as an expired secret's FakeTLS client is fronted. */
+static int cap_expired(const web_env *env, int ci)
+{
+    size_t i = (size_t)ci / 2;
+    if (ci < 0 || i >= env->cfg->secret_count)
+        return 0;
+    int64_t exp = env->cfg->secrets[i].expires;
+    return exp != 0 && (int64_t)time(NULL) >= exp;
+}
+
 /* One complete head at in[0..head_len). Returns the bytes it used, or 0
  * when the session is closing. */
 static size_t http_request(web_session *s, const web_http_req *r)
@@ -524,6 +539,8 @@ static size_t http_request(web_session *s, const web_http_req *r)
     int ci = -1;
     web_str tok;
     web_route_kind k = web_route(&rc, r, &ci, &tok);
+    if ((k == WR_BRIDGE || k == WR_NOT_FOUND) && cap_expired(env, ci))
+        k = WR_SITE;
     int must_close = r->connection_close || r->has_body;
     if (k == WR_WS) {
         if (*env->carriers >= env->cfg->web.max_sessions) {
@@ -532,7 +549,7 @@ static size_t http_request(web_session *s, const web_http_req *r)
             return 0;
         }
         int tci = web_tokens_take(env->tokens, web_session_now(s), tok.p, tok.n);
-        if (tci < 0 || (size_t)tci >= env->ncaps) {
+        if (tci < 0 || (size_t)tci >= env->ncaps || cap_expired(env, tci)) {
             k = WR_SITE;   /* a wrong token looks like any unknown path */
         } else {
             s->cap_index = tci;

@@ -81,6 +81,8 @@ struct web_session {
     web_frame_rx fr;
     int hello, carrier_counted;
     int cap_index;                /* the capability the page was served for */
+    web_cap_entry cap;            /* its copy at the carrier's start: a reload
+                                   * rebuilds env->caps (web_server_apply_config) */
     uint8_t ctl[8];               /* HELLO / WINDOW payload being collected */
     size_t ctl_len;
     web_stream *cur;              /* the stream of the frame being read, or NULL */

@@ -234,7 +234,7 @@ static int stream_init_done(web_stream *st)
     web_session *s = st->s;
     const tgf_config *cfg = s->env->cfg;
     int16_t raw = 0;
-    const web_cap_entry *cap = &s->env->caps[s->cap_index];
+    const web_cap_entry *cap = &s->cap;
     uint8_t tag = accept_any_tag(st->init, cap->key, cap->kind == WEB_CAP_PLAIN, &st->cli, &raw);
     if (!tag) {
         log_info("web", "stream %u: obfuscated2 frame with a wrong tag or secret", st->id);

@@ -171,6 +171,36 @@ def test_blocklist_file_and_https_url(make_daemon, backend, workdir):
         web.stop()
 
 
+def test_lists_load_once_for_every_worker(make_daemon, backend, workdir):
+    """workers = 3: the https source is fetched once at start-up and once per
+    refresh for the whole process (not once per worker), and every worker
+    fronts a client the refreshed list names."""
+    ca = TestCA(workdir)
+    cert, key = ca.issue(["localhost", "127.0.0.1"])
+    web = HTTPSServer(cert, key, files={"/l.netset": b"192.0.2.0/24\n"})
+    web.start()
+    try:
+        d = make_daemon(top={"workers": 3}, tables={
+            "network": {"ca-file": ca.path},
+            "defense.blocklist": {"enabled": True, "update-each": "1s",
+                                  "urls": ["https://localhost:%d/l.netset" % web.addr[1]]},
+        })
+        assert len(web.requests) == 1, "start-up fetched the source %d times" % len(web.requests)
+        assert d.stderr().count("blocklist: 1 entries") == 1, d.stderr()[-2000:]
+        web.files["/l.netset"] = b"127.0.0.0/8\n"
+        wait_until(lambda: d.stderr().count("blocklist refreshed") >= 3, 10,
+                   "every worker to take the refresh")
+        time.sleep(2.5)
+        n = len(web.requests)
+        time.sleep(2.2)
+        assert len(web.requests) - n <= 3, "more than one fetch a second: %d in 2.2 s" % (
+            len(web.requests) - n)
+        for _ in range(6):   # spread over the workers by the balance
+            telegram_fronted(d, backend)
+    finally:
+        web.stop()
+
+
 def _blocks(d, backend):
     """True once a Telegram client is fronted (the blocklist took effect)."""
     c = d.client()

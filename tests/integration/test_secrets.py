@@ -273,6 +273,25 @@ def test_reload_keeps_restart_only_keys_with_a_warning(make_daemon, fakedc):
     assert_served(d, named["bob"])   # still on the old port
 
 
+def test_reload_warns_about_workers_log_format_and_web_listener(make_daemon, fakedc):
+    """Keys read once at start-up are kept with a warning, not silently
+    ignored (README: a changed value takes effect at the next restart)."""
+    named = secrets("bob")
+    d = named_daemon(make_daemon, named)
+    assert "workers" not in d.config_text and "log-format" not in d.config_text
+    text = 'workers = 3\nlog-format = "json"\n' + d.config_text + \
+        '\n[web]\nenabled = true\nbind-to = "127.0.0.1:1"\n'
+    with open(d.config_path, "w") as f:
+        f.write(text)
+    mark = len(d.stderr())
+    d.signal(signal.SIGHUP)
+    wait_log(d, r"reloaded ", after=mark)
+    for key in ("workers", "log-format", "web.enabled", "web.bind-to"):
+        wait_log(d, r"reload: '%s' changed; it takes effect at the next restart" % re.escape(key),
+                 after=mark)
+    assert_served(d, named["bob"])
+
+
 def test_skewed_client_is_fronted_with_a_rate_limited_warning(make_daemon, fakedc, backend):
     named = secrets("phone")
     d = named_daemon(make_daemon, named)

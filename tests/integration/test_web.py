@@ -431,3 +431,68 @@ def test_sigterm_closes_carriers_and_exits(workdir, secret, fakedc, backend_sess
     assert d.sanitizer_report() is None
     idle.close()
     car.sock.close()
+
+
+def test_sighup_secret_removed_stops_its_bridge_open_carrier_keeps_streaming(
+        make_daemon, fakedc):
+    """SIGHUP removes a secret from the WEB bridge as from FakeTLS: its
+    capability meets the site; the other secret still gets its page; a
+    carrier the removed secret opened before the reload keeps its key."""
+    import re
+    import signal
+    port = free_port()
+    alice, bob = tgclient.make_secret(SECRET_HOST), tgclient.make_secret(SECRET_HOST)
+    d = make_daemon(top={"secret": None}, tables={
+        "secrets": {"alice": tgclient.secret_hex(alice), "bob": tgclient.secret_hex(bob)},
+        "web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}})
+    d.web_addr = ("127.0.0.1", port)
+    bob_cap = "/?bridge=" + wc.capability(SECRET_HOST, dd_secret(bob))
+    assert _site_answer(d, bob_cap).status == 200
+    _, car = session(d, dd_secret(bob))
+    mux = wc.Mux(car)
+    sid = mux.open(key16(bob), dc=2)
+    mux.send(sid, b"before")
+    assert mux.recv_exact(sid, 6) == b"before"
+
+    with open(d.config_path, "w") as f:
+        f.write(re.sub(r"(?m)^bob = .*\n", "", d.config_text))
+    mark = len(d.stderr())
+    d.signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "reloaded " not in d.stderr()[mark:] and time.time() < deadline:
+        time.sleep(0.05)
+    assert "reloaded " in d.stderr()[mark:], d.stderr()[-2000:]
+    time.sleep(0.3)   # worker 0 adopts it through its control eventfd
+
+    plain = _site_answer(d, "/")
+    gone = _site_answer(d, bob_cap)
+    assert gone.raw_head == plain.raw_head and gone.body == plain.body, \
+        "a removed secret's capability still opens the bridge after the reload"
+    assert _site_answer(d, "/?bridge=" + wc.capability(SECRET_HOST,
+                                                        dd_secret(alice))).status == 200
+    # the carrier opened before the reload: old and new streams still relay
+    mux.send(sid, b"after")
+    assert mux.recv_exact(sid, 5) == b"after"
+    sid2 = mux.open(key16(bob), dc=2)
+    mux.send(sid2, b"new stream")
+    assert mux.recv_exact(sid2, 10) == b"new stream"
+    car.sock.close()
+
+
+def test_expired_secret_link_meets_the_site(make_daemon):
+    """[secret-limits.NAME] expires holds for the WEB bridge too: the
+    expired secret's capability is answered as the site, the other one's
+    page is served."""
+    port = free_port()
+    alice, bob = tgclient.make_secret(SECRET_HOST), tgclient.make_secret(SECRET_HOST)
+    d = make_daemon(top={"secret": None}, tables={
+        "secrets": {"alice": tgclient.secret_hex(alice), "bob": tgclient.secret_hex(bob)},
+        "secret-limits.bob": {"expires": "2020-01-01T00:00:00Z"},
+        "web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}})
+    d.web_addr = ("127.0.0.1", port)
+    plain = _site_answer(d, "/")
+    for sec in (dd_secret(bob), key16(bob)):
+        r = _site_answer(d, "/?bridge=" + wc.capability(SECRET_HOST, sec))
+        assert r.raw_head == plain.raw_head and r.body == plain.body, "expired secret's bridge"
+    assert _site_answer(d, "/?bridge=" + wc.capability(SECRET_HOST,
+                                                        dd_secret(alice))).status == 200

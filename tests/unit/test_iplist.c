@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <stdio.h>
+#include <unistd.h>
+
+#include "config_ref.h"
 #include "iplist.h"
+#include "iplists.h"
 
 static struct sockaddr_storage addr_of(const char *text)
 {
@@ -174,4 +179,108 @@ TEST(iplist_100k_entries_lookup_cost)
               (double)t_look / TIMED);
     (void)sink;
     iplist_free(l);
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* The refresh thread keeps its own copy of the sources: a worker's lists
+ * start from the start-up config, and a stop during a download leaves the
+ * thread running past the config's end (iplists_stop). Here the config is
+ * freed (and wiped) right after the start; the refresh must still load
+ * the file it named. */
+TEST(iplists_refresh_outlives_its_config)
+{
+    char path[] = "/tmp/tgf-iplists-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    CHECK(write_text(path, "10.0.0.0/8\n") == 0);
+    tgf_config *cfg = config_ref_new();
+    CHECK(cfg != NULL);
+    if (!cfg)
+        return;
+    cfg->blocklist.enabled = 1;
+    cfg->blocklist.url_count = 1;
+    cfg->blocklist.update_each_ms = 50;
+    snprintf(cfg->blocklist.urls[0], sizeof cfg->blocklist.urls[0], "%s", path);
+    iplists s;
+    char err[200] = "";
+    int rc = iplists_start(&s, cfg, err, sizeof err);
+    CHECK_MSG(rc == 0, "iplists_start: %s", err);
+    config_ref_drop(cfg);   /* wiped and freed */
+    if (rc != 0)
+        return;
+    struct sockaddr_storage a = addr_of("192.168.1.1");
+    CHECK(iplists_check(&s, (struct sockaddr *)&a) == IPLISTS_PASS);
+    CHECK(write_text(path, "10.0.0.0/8\n192.168.0.0/16\n") == 0);
+    int changed = 0;
+    for (int i = 0; i < 200 && !changed; i++) {
+        usleep(10000);
+        changed = iplists_poll(&s);
+    }
+    CHECK_MSG(changed, "no refresh within 2 s");
+    CHECK(iplists_check(&s, (struct sockaddr *)&a) == IPLISTS_BLOCKED);
+    iplists_stop(&s);
+    unlink(path);
+}
+
+/* Several loops, one set of lists: a handle shares the owner's lists and
+ * its refreshes, and either may stop first (worker 0, the owner, is
+ * destroyed before the others). */
+TEST(iplists_shared_by_two_loops)
+{
+    char path[] = "/tmp/tgf-iplists-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    CHECK(write_text(path, "10.0.0.0/8\n") == 0);
+    tgf_config *cfg = config_ref_new();
+    CHECK(cfg != NULL);
+    if (!cfg)
+        return;
+    cfg->allowlist.enabled = 1;
+    cfg->allowlist.url_count = 1;
+    cfg->allowlist.update_each_ms = 50;
+    snprintf(cfg->allowlist.urls[0], sizeof cfg->allowlist.urls[0], "%s", path);
+    iplists owner, other;
+    char err[200] = "";
+    int rc = iplists_start(&owner, cfg, err, sizeof err);
+    CHECK_MSG(rc == 0, "iplists_start: %s", err);
+    if (rc != 0) {
+        config_ref_drop(cfg);
+        return;
+    }
+    iplists_share(&other, &owner);
+    config_ref_drop(cfg);
+    struct sockaddr_storage in10 = addr_of("10.1.2.3"), in192 = addr_of("192.168.1.1");
+    CHECK(iplists_check(&other, (struct sockaddr *)&in10) == IPLISTS_PASS);
+    CHECK(iplists_check(&other, (struct sockaddr *)&in192) == IPLISTS_NOT_ALLOWED);
+    CHECK_EQ_INT(iplists_size(&other, IPLISTS_ALLOW), 1);
+    CHECK(write_text(path, "10.0.0.0/8\n192.168.0.0/16\n") == 0);
+    int a = 0, b = 0;
+    for (int i = 0; i < 200 && !(a && b); i++) {
+        usleep(10000);
+        a |= iplists_poll(&owner);
+        b |= iplists_poll(&other);
+    }
+    CHECK_MSG(a && b, "refresh seen by the owner %d, by the other loop %d", a, b);
+    CHECK(iplists_check(&owner, (struct sockaddr *)&in192) == IPLISTS_PASS);
+    CHECK(iplists_check(&other, (struct sockaddr *)&in192) == IPLISTS_PASS);
+    iplists_stop(&owner);   /* the other loop's lists stay */
+    CHECK(iplists_check(&other, (struct sockaddr *)&in192) == IPLISTS_PASS);
+    CHECK_EQ_INT(iplists_size(&other, IPLISTS_ALLOW), 2);
+    iplists_poll(&other);
+    iplists_stop(&other);
+    unlink(path);
 }

@@ -1,6 +1,9 @@
 /* site_profile, mlkem_shape, the shaped ServerHello and the probe hello. */
 #include <time.h>
 
+#include <stdlib.h>
+
+#include "config_ref.h"
 #include "crypto.h"
 #include "faketls.h"
 #include "mlkem_shape.h"
@@ -154,6 +157,27 @@ TEST(site_probe_hello_kinds)
         if (k == SITE_SHAPE_X25519)
             CHECK_EQ_INT(n, 517);
     }
+}
+
+/* The prober thread outlives the configs it was started with (shutdown
+ * frees the start-up config before it stops the prober): its target keeps
+ * copies, so a freed config cannot reach a probe. */
+TEST(site_target_outlives_its_config)
+{
+    tgf_config *cfg = config_ref_new();
+    CHECK(cfg != NULL);
+    if (!cfg)
+        return;
+    strcpy(cfg->secret.host, "tgfront.test");
+    cfg->secret.host_len = strlen(cfg->secret.host);
+    cfg->fronting_proxy_protocol = 1;
+    dc_addr a = { .len = 0 };
+    site_target t;
+    site_target_init(&t, cfg, &a, 1);
+    config_ref_drop(cfg);   /* wiped and freed: ASan would see any later read */
+    CHECK_STR(t.host, "tgfront.test");
+    CHECK_EQ_INT(t.proxy_protocol, 1);
+    CHECK_EQ_INT(t.count, 1);
 }
 
 TEST(site_store_pick_default_and_learned)
