@@ -93,9 +93,9 @@ static int parse_ready_fd(const char *cmd, const char *v, int *fd)
 }
 
 /* The site's TLS answer is learned in the background (site_probe.h); until
- * then, and without it, the answer has the default shape. */
-/* cfg: the caller's, which outlives the prober (the shared state's copy
- * is freed when the workers end, before the prober is stopped). */
+ * then, and without it, the answer has the default shape. cfg: the
+ * caller's, which outlives the prober (the target keeps no pointer into it
+ * either). */
 static void start_site_profile(const tgf_config *cfg, const server_shared *sh,
                                site_prober *prober)
 {
