@@ -258,7 +258,7 @@ check_ops_env() {
     $ENGINE run -d --name "$CTR3" $(net_opts) -v "$WORK/lists:/lists:ro" \
         -e DOMAIN=$TEST_DOMAIN -e TLS=internal -e LOG_FORMAT=json \
         -e BLOCKLIST=/lists/block.netset -e PROXIES=socks5://u:p%40ss@127.0.0.1:1080 \
-        -e HTTPS_PORT=4443 -e HTTP_PORT=8080 -e BACKEND_PORT=8444 \
+        -e HTTPS_PORT=4443 -e HTTP_PORT=8080 -e BACKEND_PORT=8444 -e WEB_PORT=8082 \
         "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "LOG_FORMAT/BLOCKLIST/PROXIES container starts: $(cat "$WORK/run3.err")"; return 0; }
     i=0
     while [ $i -lt 100 ] && ! $ENGINE logs "$CTR3" 2>&1 | grep -q '"listening on'; do

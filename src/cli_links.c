@@ -131,10 +131,12 @@ int cli_links(int argc, char **argv)
         memcpy(s.key, cfg.secret_keys[i], SECRET_KEY_LEN);
         if (cfg.secret_count > 1)
             printf("secret %s:\n", cfg.secrets[i].name);
-        if (cfg.web.enabled)
-            print_web_links(&cfg, cfg.secret_keys[i]);
         if (print_secret_links(&s, port, qr) < 0)
             rc = CLI_EXIT_FAIL;
+        /* After the FakeTLS links and their QR code: those are what every
+         * client takes; the WEB link only Telegram Desktop 7.1 and later. */
+        if (cfg.web.enabled)
+            print_web_links(&cfg, cfg.secret_keys[i]);
         secret_wipe(&s);
     }
     secret_wipe(&cfg.secret);
