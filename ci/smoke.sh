@@ -116,6 +116,14 @@ make_netns() {
     ip netns add "$NS" || image_die "cannot create network namespace $NS (needs root)"
     NS_CREATED=1
     ip -n "$NS" link set lo up
+    # Under qemu-user (binfmt_misc without the C flag) a process's
+    # credentials come from the interpreter, not the binary, so Caddy's
+    # file capability to bind :80 does not apply as the caddy user; on
+    # arm64 hardware it does. The emulated run lets this namespace's
+    # unprivileged processes bind low ports instead.
+    image_arch_is_host ||
+        ip netns exec "$NS" sysctl -qw net.ipv4.ip_unprivileged_port_start=0 ||
+        image_die "cannot lower ip_unprivileged_port_start in $NS"
 }
 
 # Network options for the container under test: loopback only.
