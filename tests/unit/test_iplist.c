@@ -181,13 +181,20 @@ TEST(iplist_100k_entries_lookup_cost)
     iplist_free(l);
 }
 
+/* Replaces the file in one step (a temporary file, then rename), as an
+ * operator's tools do: a refresh running at that moment reads the old list
+ * or the new one, never a half-written file. */
 static int write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
     fputs(text, f);
-    return fclose(f);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
 }
 
 /* The refresh thread keeps its own copy of the sources: a worker's lists
