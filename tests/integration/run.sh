@@ -15,6 +15,9 @@ tgf_need_bin run.sh
 # as build/image.sh does, cached in out/cache/caddy/) and Debian's Chromium
 # (test_web_chromium.py); under this script they fail, not skip, without.
 command -v chromium >/dev/null 2>&1 || tgf_apt_install run.sh chromium
+# test_ops.py checks a scrape and the Grafana dashboard's queries with
+# promtool (Debian's prometheus package).
+command -v promtool >/dev/null 2>&1 || tgf_apt_install run.sh prometheus
 if [ -z "${CADDY_BIN:-}" ]; then
     command -v dpkg-deb >/dev/null 2>&1 || tgf_apt_install run.sh dpkg
     (cd "$here/../.." && . ./build/image.sh && image_caddy_fetch)
