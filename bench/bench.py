@@ -313,7 +313,10 @@ def section_spread(b, res):
                        "--bytes", per, "--dir", "both")
                 t1 = thread_cpu(d.pid)
                 used = sorted((t1[t] - t0.get(t, 0.0) for t in t1), reverse=True)
-                share = used[-1] / sum(used) if sum(used) > 0 else 0.0
+                # The two busiest threads are the worker loops; the others
+                # (the site prober) sleep and must not count as a worker.
+                loops = used[:2]
+                share = loops[-1] / sum(loops) if sum(loops) > 0 else 0.0
                 shares.append(share)
                 d.stop()
                 with open(d.log, errors="replace") as f:
