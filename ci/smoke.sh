@@ -100,6 +100,14 @@ slow() {
     if image_arch_is_host; then echo 1; else echo 4; fi
 }
 
+# How many times longer than slow() the waits for a service to come up may
+# last: CI's machines are slower and busier than this one, and up to seven
+# containers start at once here (the parts and the hardened run). A wait
+# ends as soon as its condition holds, so this only costs time on failure.
+patient() {
+    echo $(($(slow) * 3))
+}
+
 cleanup() {
     set +e
     netns_cleanup
@@ -271,7 +279,7 @@ check_ops_env() {
         -e HTTPS_PORT=4443 -e HTTP_PORT=8080 -e BACKEND_PORT=8444 -e WEB_PORT=8082 \
         "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "LOG_FORMAT/BLOCKLIST/PROXIES container starts: $(cat "$WORK/run3.err")"; return 0; }
     i=0
-    while [ $i -lt 100 ] && ! $ENGINE logs "$CTR3" 2>&1 | grep -q '"listening on'; do
+    while [ $i -lt $(($(patient) * 100)) ] && ! $ENGINE logs "$CTR3" 2>&1 | grep -q '"listening on'; do
         sleep 0.1
         i=$((i + 1))
     done
@@ -308,7 +316,7 @@ check_start() {
     t0=$(now_ms)
     start_main "$CTR" || { fail "container starts"; return 1; }
     i=0
-    while [ $i -lt $(($(slow) * 300)) ]; do
+    while [ $i -lt $(($(patient) * 300)) ]; do
         if https_get "$CTR" -k -o /dev/null 2>/dev/null; then
             STARTUP_MS=$(( $(now_ms) - t0 ))
             ok "first HTTPS answer through :443 after $STARTUP_MS ms"
@@ -323,7 +331,7 @@ check_start() {
         i=$((i + 1))
     done
     $ENGINE logs "$CTR" 2>&1 | tail -n 20
-    fail "no HTTPS answer through :443 within $(($(slow) * 30)) s"
+    fail "no HTTPS answer through :443 within $(($(patient) * 30)) s"
     return 1
 }
 
@@ -400,7 +408,7 @@ kill_and_wait() {
     $ENGINE exec "$CTR" kill -KILL $old
     t0=$(now_ms)
     i=0
-    while [ $i -lt $(($(slow) * 100)) ]; do
+    while [ $i -lt $(($(patient) * 100)) ]; do
         new=$($ENGINE exec "$CTR" pidof "$proc" 2>/dev/null || true)
         if [ -n "$new" ] && [ "$new" != "$old" ] && https_get "$CTR" -k -o /dev/null 2>/dev/null; then
             ok "$proc killed (pid $old) and back (pid $new), serving again after $(( $(now_ms) - t0 )) ms"
@@ -409,7 +417,7 @@ kill_and_wait() {
         sleep 0.1
         i=$((i + 1))
     done
-    fail "$proc did not come back within $(($(slow) * 10)) s"
+    fail "$proc did not come back within $(($(patient) * 10)) s"
 }
 
 # The container runs the image's architecture (under emulation: through
@@ -569,7 +577,7 @@ check_persistence() {
     fi
     start_main "$CTR2" || { fail "second container starts"; return 0; }
     i=0
-    while [ $i -lt 100 ] && [ -z "$(link_secrets "$CTR2")" ]; do
+    while [ $i -lt $(($(patient) * 100)) ] && [ -z "$(link_secrets "$CTR2")" ]; do
         sleep 0.1
         i=$((i + 1))
     done
@@ -607,7 +615,7 @@ check_named_secrets() {
         -e "SECRETS=alice:$sa" -e SECRETS_FILE=/secrets/list \
         "$IMAGE_TAG" >/dev/null 2>"$WORK/run3.err" || { fail "named-secrets container starts: $(cat "$WORK/run3.err")"; return 0; }
     i=0
-    while [ $i -lt 300 ] && ! https_get "$CTR3" -k -o /dev/null 2>/dev/null; do
+    while [ $i -lt $(($(patient) * 300)) ] && ! https_get "$CTR3" -k -o /dev/null 2>/dev/null; do
         if [ "$($ENGINE inspect --format '{{.State.Running}}' "$CTR3")" != true ]; then
             fail "named-secrets container exited at start: $($ENGINE logs "$CTR3" 2>&1 | tail -n 5)"
             return 0

@@ -43,12 +43,12 @@ get_in() {
     ip netns exec "$n" curl -sS --max-time 5 "$@" "$url"
 }
 
-# wait_https NS HOST [CURL ARGS]: up to 30 s for HTTPS through :443.
+# wait_https NS HOST [CURL ARGS]: up to patient() * 30 s for HTTPS through :443.
 wait_https() {
     n=$1 host=$2
     shift 2
     i=0
-    while [ $i -lt 300 ]; do
+    while [ $i -lt $(($(patient) * 300)) ]; do
         get_in "$n" "https://$host/" --resolve "$host:443:127.0.0.1" -o /dev/null "$@" 2>/dev/null && return 0
         sleep 0.1
         i=$((i + 1))
@@ -226,7 +226,7 @@ check_hardened() {
         [ "$code" = 200 ] && ok "$what: the site answers 200 through :443" || fail "$what: site answered '$code'"
     else
         $ENGINE logs "$HCTR" 2>&1 | tail -n 15
-        fail "$what: no HTTPS answer within 30 s"
+        fail "$what: no HTTPS answer within $(($(patient) * 30)) s"
         return 0
     fi
     out=$(faketls_in "$HNS" "$H_SECRET") && ok "$what: FakeTLS client with SECRET_FILE's secret reaches the fake DC (PREFER_IP=prefer-ipv4 overrides the file's only-ipv6): $out" ||
@@ -334,14 +334,14 @@ part_port80_taken() {
     ip netns exec "$PNS" /usr/bin/python3 -c '
 import socket, time
 s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 80)); s.listen(5); time.sleep(120)' &
+s.bind(("::", 80)); s.listen(5); time.sleep(900)' &
     echo $! >"$WORK/p80.pid"
     sleep 0.3
     $ENGINE run -d --name "$PCTR" --network "ns:/run/netns/$PNS" -e DOMAIN=$TEST_DOMAIN -e TLS=internal \
         -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" "$IMAGE_TAG" >/dev/null 2>&1 ||
         { echo "FAIL - port 80 taken: container does not start"; return 0; }
     i=0
-    while [ $i -lt 100 ] && ! $ENGINE logs "$PCTR" 2>&1 | grep -q 'restarting in 4 s'; do
+    while [ $i -lt $(($(patient) * 100)) ] && ! $ENGINE logs "$PCTR" 2>&1 | grep -q 'restarting in 4 s'; do
         sleep 0.2
         i=$((i + 1))
     done
@@ -376,7 +376,7 @@ part_no_certificate() {
         -e ACME_CA=https://127.0.0.1:9/dir "$IMAGE_TAG" >/dev/null 2>&1 ||
         { echo "FAIL - no certificate: container does not start"; return 0; }
     i=0 out=
-    while [ $i -lt 100 ]; do
+    while [ $i -lt $(($(patient) * 100)) ]; do
         out=$($ENGINE exec "$NCTR" /usr/lib/tgfront/healthcheck 2>&1) && rc=0 || rc=$?
         case $out in *"no certificate"*) break ;; esac
         sleep 0.2
@@ -416,7 +416,7 @@ EOF
         >"$dir/pebble.log" 2>&1 &
     echo $! >"$dir/pebble.pid"
     i=0
-    while [ $i -lt 50 ]; do
+    while [ $i -lt $(($(patient) * 50)) ]; do
         get_in "$n" "https://127.0.0.1:$PEBBLE_DIR_PORT/dir" --cacert "$dir/cert.pem" -o /dev/null 2>/dev/null && return 0
         sleep 0.1
         i=$((i + 1))
@@ -441,7 +441,7 @@ part_acme() {
         -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" "$@" "$IMAGE_TAG" >/dev/null 2>&1 ||
         { echo "FAIL - $name: container does not start"; kill "$(cat "$dir/pebble.pid")"; return 0; }
     i=0 hrc=1
-    while [ $i -lt 120 ]; do
+    while [ $i -lt $(($(patient) * 120)) ]; do
         $ENGINE exec "$c" /usr/lib/tgfront/healthcheck >/dev/null 2>&1 && { hrc=0; break; }
         sleep 0.5
         i=$((i + 1))

@@ -33,7 +33,12 @@ suite() {
     fi
     echo "=== suite $name: $*"
     start=$(date +%s)
-    if "$@"; then
+    # The output goes to the terminal and to the suite's log, whose failure
+    # lines are repeated at the end (CI shows the head and tail of a run).
+    log=$LOG_DIR/suite-$name.log
+    rm -f "$LOG_DIR/suite-$name.rc"
+    { "$@" && echo 0 >"$LOG_DIR/suite-$name.rc" || echo $? >"$LOG_DIR/suite-$name.rc"; } 2>&1 | tee "$log"
+    if [ "$(cat "$LOG_DIR/suite-$name.rc" 2>/dev/null)" = 0 ]; then
         passed=$((passed + 1))
         echo "=== suite $name: ok ($(( $(date +%s) - start )) s)"
     else
@@ -71,6 +76,10 @@ suite image-web sh ci/web-smoke.sh
 suite image-arm64 env IMAGE_ARCH=arm64 sh ci/smoke.sh
 
 if [ "$failed" -ne 0 ]; then
+    for name in $failed_names; do
+        echo "=== what failed in suite $name (from $LOG_DIR/suite-$name.log):"
+        grep -E '(^|[^a-z_])(FAIL|FAILED|not ok|Error|ERROR)([^a-z_]|$)' "$LOG_DIR/suite-$name.log" | tail -n 25 | cut -c1-400
+    done
     echo "failed suites:$failed_names"
 fi
 echo "suites: $passed passed, $failed failed"
