@@ -269,6 +269,8 @@ image_rootfs() {
     cp config-templates/tgfront.toml.tmpl config-templates/Caddyfile.tmpl "$tmp/etc/tgfront/"
     install -m 0755 "$IMAGE_DAEMON" "$tmp/usr/bin/tgfront" 2>/dev/null ||
         { mkdir -p "$tmp/usr/bin"; install -m 0755 "$IMAGE_DAEMON" "$tmp/usr/bin/tgfront"; }
+    mkdir -p "$tmp/usr/share/doc/tgfront"
+    install -m 0644 LICENSE "$tmp/usr/share/doc/tgfront/LICENSE"
     image_add_skaware "$tmp"
     image_add_busybox "$tmp"
     image_add_caddy "$tmp"
