@@ -7,8 +7,11 @@
  * valid HELLO when the input's first byte is odd, so the fuzzer reaches
  * OPEN/DATA/WINDOW/CLOSE quickly; DATA carrying a valid obfuscated2 init
  * dials 127.0.0.1:9 (refused: no traffic leaves the machine).
+ * The secret allows 3 connections and the daemon 2 or 5 (input bit 2;
+ * web_limits.h), so OPENs over either take the refusal path.
  * Invariants: no crash or leak (ASan/LSan), memory gauge back to 0, the
- * session counted out. */
+ * session counted out, every stream's connection and concurrency slot
+ * given back. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +23,9 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "secret_usage.h"
 #include "web_cap.h"
+#include "web_limits.h"
 #include "web_session.h"
 
 static loop lp;
@@ -32,6 +37,9 @@ static size_t carriers;
 static void *graves[4096];
 static size_t ngraves;
 static web_env env;
+static atomic_size_t inspected;
+static web_limits limits;
+static usage_slot *slot;
 
 static void defer_free(void *owner, void *mem)
 {
@@ -51,6 +59,7 @@ static void on_closed(void *owner, web_session *s)
 static const char CONFIG[] =
     "secret = \"ee000102030405060708090a0b0c0d0e0f70726f78792e6578616d706c652e636f6d\"\n"
     "bind-to = \"127.0.0.1:443\"\n"
+        "[secret-limits.default]\nmax-connections = 3\n"
     "[web]\nenabled = true\nmax-streams = 8\n"
     "[datacenters]\n1 = [\"127.0.0.1:9\"]\n2 = [\"127.0.0.1:9\"]\n3 = [\"127.0.0.1:9\"]\n"
     "4 = [\"127.0.0.1:9\"]\n5 = [\"127.0.0.1:9\"]\n";
@@ -69,6 +78,10 @@ static void setup(void)
         abort();
     metrics_init(&mx);
     web_tokens_init(&tokens);
+    limits.usage = secret_usage_create();
+    limits.inspected = &inspected;
+    if (!limits.usage || !(slot = secret_usage_slot(limits.usage, "default")))
+        abort();
     uint8_t sec[17] = { 0xdd };
     memcpy(sec + 1, cfg.secret.key, 16);
     web_cap_compute(sec + 1, 16, "proxy.example.com", caps[0].cap);
@@ -79,7 +92,7 @@ static void setup(void)
     caps[1].kind = WEB_CAP_PADDED;
     env = (web_env){ .loop = &lp, .metrics = &mx, .cfg = &cfg, .tokens = &tokens,
                      .caps = caps, .ncaps = 2, .host = "proxy.example.com",
-                     .carriers = &carriers, .defer_free = defer_free, .on_closed = on_closed,
+                     .carriers = &carriers, .limits = &limits, .defer_free = defer_free, .on_closed = on_closed,
                      .owner = NULL };
 }
 
@@ -124,6 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         close(sv[1]);
         return 0;
     }
+    cfg.concurrency = data[0] & 4 ? 2 : 5;
     web_session_run(s);
     if (web_session_force_carrier(s, data[0] & 2 ? 0 : 1) < 0)
         abort();
@@ -165,6 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(graves[i]);
     ngraves = 0;
     if (mx.web.memory_bytes != 0 || mx.web.sessions != 0 || mx.web.streams != 0 || carriers)
+        abort();
+    if (atomic_load(&slot->connections) != 0 || atomic_load(&inspected) != 0)
         abort();
     return 0;
 }

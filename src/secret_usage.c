@@ -123,6 +123,17 @@ usage_refusal secret_usage_admit(usage_slot *slot, const config_secret *s, int64
     return why;
 }
 
+usage_refusal secret_usage_check(usage_slot *slot, const config_secret *s, int64_t now_unix)
+{
+    if (s->expires != 0 && now_unix >= s->expires)
+        return USAGE_EXPIRED;
+    if (s->quota_bytes != 0 && window_used(slot, s, now_unix) >= s->quota_bytes)
+        return USAGE_QUOTA;
+    if (s->max_connections != 0 && atomic_load(&slot->connections) >= s->max_connections)
+        return USAGE_MAX_CONNECTIONS;
+    return USAGE_REFUSED_COUNT;
+}
+
 void secret_usage_release(usage_slot *slot)
 {
     atomic_fetch_sub(&slot->connections, 1);

@@ -56,6 +56,11 @@ int secret_usage_prepare(secret_usage *u, const tgf_config *cfg);
  * give it back with secret_usage_release), else why not (counted too). */
 usage_refusal secret_usage_admit(usage_slot *slot, const config_secret *s, int64_t now_unix);
 void secret_usage_release(usage_slot *slot);
+/* Why a client of s would be refused at now_unix (as secret_usage_admit
+ * decides), without taking a connection or counting anything: for a
+ * decision before any connection exists (the WEB bridge page).
+ * USAGE_REFUSED_COUNT when it would be served. */
+usage_refusal secret_usage_check(usage_slot *slot, const config_secret *s, int64_t now_unix);
 /* Counts a refusal decided elsewhere (the clock skew). */
 void secret_usage_refuse(usage_slot *slot, usage_refusal why);
 /* Bytes relayed for the secret (direction: metrics_direction). */

@@ -806,6 +806,9 @@ int server_init(server *s, server_shared *sh, size_t index, char *err, size_t er
     if (index == 0 ? web_server_init(&s->web, &s->loop, sh->cfg, &s->metrics, err, err_cap) < 0
                    : (web_server_init_off(&s->web, &s->loop), 0))
         return -1;
+    /* Its streams count against the secrets' limits and the concurrency
+     * as FakeTLS connections do (web_limits.h). */
+    web_server_share(&s->web, sh->usage, &sh->inspected_total);
 
     if (index == 0) {
         s->metrics_list = calloc(sh->count, sizeof *s->metrics_list);

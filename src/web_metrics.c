@@ -15,6 +15,21 @@ const char *web_end_name(web_end e)
     return (unsigned)e < WEB_END_COUNT ? names[e] : "unknown";
 }
 
+static const char *const limit_names[WEB_LIM_COUNT] = {
+    "ok", "expired", "max_connections", "quota", "concurrency",
+};
+
+const char *web_limit_name(web_limit l)
+{
+    return (unsigned)l < WEB_LIM_COUNT ? limit_names[l] : "unknown";
+}
+
+const char *web_limit_at_name(web_limit_at a)
+{
+    static const char *const names[WEB_AT_COUNT] = { "page", "carrier", "stream" };
+    return (unsigned)a < WEB_AT_COUNT ? names[a] : "unknown";
+}
+
 static const char *const answer_names[WEB_ANS_COUNT] = {
     "bridge", "upgrade", "site", "not_found", "bad_request", "busy",
 };
@@ -62,5 +77,13 @@ void web_metrics_render(const web_metrics *const *ms, size_t n, const char *pref
     for (int e = 0; e < WEB_END_COUNT; e++)
         prom_emit(&s, "%s_web_sessions_ended_total{reason=\"%s\"} %llu\n", prefix,
              web_end_name((web_end)e), (unsigned long long)SUM(ended[e]));
+    prom_emit(&s, "# HELP %s_web_limited_total WEB proxy clients refused by a secret's limit or "
+         "the concurrency, by where (page and carrier: answered as the site; stream: CLOSE) "
+         "and why.\n# TYPE %s_web_limited_total counter\n", prefix, prefix);
+    for (int a = 0; a < WEB_AT_COUNT; a++)
+        for (int l = 1; l < WEB_LIM_COUNT; l++)
+            prom_emit(&s, "%s_web_limited_total{at=\"%s\",reason=\"%s\"} %llu\n", prefix,
+                 web_limit_at_name((web_limit_at)a), web_limit_name((web_limit)l),
+                 (unsigned long long)SUM(limited[a][l]));
     *len = s.len;
 }

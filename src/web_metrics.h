@@ -39,6 +39,25 @@ typedef enum {
     WEB_ANS_COUNT
 } web_answer;
 
+/* Why a secret's client was refused over WEB (web_limits.h; a metric
+ * label): the secret's limits as on the FakeTLS path, or the daemon's
+ * concurrency. */
+typedef enum {
+    WEB_LIM_OK = 0,
+    WEB_LIM_EXPIRED,
+    WEB_LIM_MAX_CONNECTIONS,
+    WEB_LIM_QUOTA,
+    WEB_LIM_CONCURRENCY,
+    WEB_LIM_COUNT
+} web_limit;
+
+/* Where it was refused: the bridge page (answered as the site), the
+ * carrier's upgrade (as the site), a new stream (CLOSE for it). */
+typedef enum { WEB_AT_PAGE = 0, WEB_AT_CARRIER, WEB_AT_STREAM, WEB_AT_COUNT } web_limit_at;
+
+const char *web_limit_name(web_limit l);
+const char *web_limit_at_name(web_limit_at a);
+
 typedef struct {
     uint64_t sessions;                  /* gauge: HTTP connections and carriers */
     uint64_t carriers;                  /* gauge: open carriers */
@@ -51,6 +70,7 @@ typedef struct {
     uint64_t ended[WEB_END_COUNT];
     uint64_t frame_errors[WF_R_COUNT];
     uint64_t memory_bytes;              /* gauge: buffers held by web sessions */
+    uint64_t limited[WEB_AT_COUNT][WEB_LIM_COUNT];   /* refusals by a limit */
 } web_metrics;
 
 /* Appends the sum of n sets as Prometheus text to out[*len..cap), keeping

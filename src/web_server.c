@@ -146,7 +146,8 @@ int web_server_init(web_server *w, loop *l, const tgf_config *cfg, metrics *m, c
 
     w->env = (web_env){ .loop = l, .metrics = m, .cfg = cfg, .tokens = &w->tokens,
                         .caps = w->caps, .ncaps = w->ncaps, .host = w->host,
-                        .carriers = &w->carriers, .defer_free = defer_free,
+                        .carriers = &w->carriers, .limits = &w->limits,
+                        .defer_free = defer_free,
                         .on_closed = on_closed, .owner = w };
 
     char addr[80];
@@ -162,6 +163,12 @@ int web_server_init(web_server *w, loop *l, const tgf_config *cfg, metrics *m, c
     log_info("main", "WEB proxy bridge for %s on http://%s (carrier %s)", w->host, addr,
              cfg->web.ws_path);
     return 0;
+}
+
+void web_server_share(web_server *w, secret_usage *usage, atomic_size_t *inspected)
+{
+    w->limits.usage = usage;
+    w->limits.inspected = inspected;
 }
 
 void web_server_tick(web_server *w, uint64_t now_ms)

@@ -5,6 +5,7 @@
 #ifndef TGF_WEB_SERVER_H
 #define TGF_WEB_SERVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ typedef struct {
     size_t ncaps;
     char host[WEB_HOST_MAX + 1];
     web_tokens tokens;
+    web_limits limits;       /* what streams take (web_server_share) */
     web_link active;         /* sentinel of the session list */
     size_t open;
     size_t carriers;
@@ -39,6 +41,11 @@ typedef struct {
  * returns 0). Returns -1 with one line in err. */
 int web_server_init(web_server *w, loop *l, const tgf_config *cfg, metrics *m, char *err,
                     size_t err_cap);
+/* The daemon's per-secret usage table and concurrency count (both shared
+ * with the FakeTLS connections of every loop): WEB streams count against
+ * them as FakeTLS connections do. Call after web_server_init; either may
+ * be NULL (not counted). */
+void web_server_share(web_server *w, secret_usage *usage, atomic_size_t *inspected);
 /* A web_server with no listener and no sessions (a worker without one). */
 void web_server_init_off(web_server *w, loop *l);
 void web_server_tick(web_server *w, uint64_t now_ms);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -201,6 +202,53 @@ void web_session_end(web_session *s, web_end why)
         web_session_close_now(s);
 }
 
+/* ---------- limits ---------- */
+
+/* A secret's client refused by a limit (where, why): counted, and logged
+ * at most once per WEB_LIMITS_LOG_MS (a refused WebView retries at once). */
+static void limit_refused(web_session *s, const char *name, web_limit_at at, web_limit why)
+{
+    const web_env *env = s->env;
+    web_session_metrics(s)->limited[at][why]++;
+    if (why == WEB_LIM_CONCURRENCY)
+        env->metrics->concurrency_limited++;
+    uint64_t more = 0;
+    if (!env->limits || !web_limits_log_ok(env->limits, web_session_now(s), &more))
+        return;
+    char tail[80] = "";
+    if (more)
+        snprintf(tail, sizeof tail, " (%llu more refusals since the last line)",
+                 (unsigned long long)more);
+    static const char *const what[WEB_AT_COUNT] = {
+        "bridge page answered as the site", "carrier answered as the site",
+        "stream refused (CLOSE)" };
+    if (why == WEB_LIM_CONCURRENCY)
+        log_info("web", "client %s: concurrency (%u) reached: %s%s", s->peer,
+                 env->cfg->concurrency, what[at], tail);
+    else
+        log_info("web", "client %s of secret '%s': %s: %s%s", s->peer, name,
+                 web_limit_name(why), what[at], tail);
+}
+
+/* Capability ci belongs to secrets[ci / 2] (web_server.c builds two per
+ * secret, in order, from env->cfg). A secret that could not take a stream
+ * now (expired, at max-connections, quota used up) opens nothing: its
+ * page and carrier are the site's answer, as its FakeTLS client is
+ * fronted. 1 when refused (counted and logged). */
+static int cap_refused(web_session *s, int ci, web_limit_at at)
+{
+    const web_env *env = s->env;
+    size_t i = (size_t)ci / 2;
+    if (ci < 0 || i >= env->cfg->secret_count)
+        return 0;
+    const config_secret *sec = &env->cfg->secrets[i];
+    web_limit why = web_limits_check(env->limits, sec, (int64_t)time(NULL));
+    if (why == WEB_LIM_OK)
+        return 0;
+    limit_refused(s, sec->name, at, why);
+    return 1;
+}
+
 /* ---------- the frame mux ---------- */
 
 static void mux_fail(web_session *s, web_end why)
@@ -222,8 +270,33 @@ static void on_open(web_session *s, uint32_t id)
         web_session_out_control(s, WF_CLOSE, id, NULL, 0);
         return;
     }
-    if (!web_stream_open(s, id))
+    /* A stream is what a FakeTLS connection is (web_limits.h): it takes
+     * one of its secret's connections and a concurrency slot, under the
+     * limits the running config gives that secret now (a reload applies
+     * to the next stream). One the config no longer names keeps the
+     * limits its carrier started with, as the carrier keeps its key.
+     * Refused: a CLOSE for this stream only (the v1 mux's own refusal,
+     * as over max-streams); the carrier and its other streams go on. */
+    const config_secret *sec = web_limits_find(s->env->cfg, s->sec.name);
+    if (!sec)
+        sec = &s->sec;
+    web_limit_hold hold;
+    web_limit why = web_limits_take(s->env->limits, sec, s->env->cfg->concurrency,
+                                    (int64_t)time(NULL), &hold);
+    if (why != WEB_LIM_OK) {
+        limit_refused(s, sec->name, WEB_AT_STREAM, why);
+        web_stream_tomb_add(s, id);
         web_session_out_control(s, WF_CLOSE, id, NULL, 0);
+        return;
+    }
+    web_stream *st = web_stream_open(s, id);
+    if (!st) {
+        web_limits_give(s->env->limits, &hold);
+        web_stream_tomb_add(s, id);
+        web_session_out_control(s, WF_CLOSE, id, NULL, 0);
+        return;
+    }
+    st->hold = hold;
 }
 
 /* A frame header passed web_frame_check_client. */
@@ -444,6 +517,9 @@ static void take_peer(web_session *s, const web_http_req *r)
 static int carrier_setup(web_session *s)
 {
     s->cap = s->env->caps[s->cap_index];   /* callers checked the index */
+    size_t si = (size_t)s->cap_index / 2;   /* caps[2i], caps[2i + 1]: secrets[i] */
+    if (si < s->env->cfg->secret_count)
+        s->sec = s->env->cfg->secrets[si];
     uint8_t *big = web_session_hold(s, OUT_CAP_CARRIER);
     uint32_t *tomb = web_session_hold(s, TOMBSTONES * sizeof *tomb);
     if (!big || !tomb) {
@@ -514,18 +590,6 @@ static int answer(web_session *s, size_t n, web_answer a)
     return 0;
 }
 
-/* Capability ci belongs to secrets[ci / 2] (web_server.c builds two per
- * secret, in order, from env->cfg). An expired secret's link opens
- * nothing, as an expired secret's FakeTLS client is fronted. */
-static int cap_expired(const web_env *env, int ci)
-{
-    size_t i = (size_t)ci / 2;
-    if (ci < 0 || i >= env->cfg->secret_count)
-        return 0;
-    int64_t exp = env->cfg->secrets[i].expires;
-    return exp != 0 && (int64_t)time(NULL) >= exp;
-}
-
 /* One complete head at in[0..head_len). Returns the bytes it used, or 0
  * when the session is closing. */
 static size_t http_request(web_session *s, const web_http_req *r)
@@ -539,7 +603,7 @@ static size_t http_request(web_session *s, const web_http_req *r)
     int ci = -1;
     web_str tok;
     web_route_kind k = web_route(&rc, r, &ci, &tok);
-    if ((k == WR_BRIDGE || k == WR_NOT_FOUND) && cap_expired(env, ci))
+    if ((k == WR_BRIDGE || k == WR_NOT_FOUND) && cap_refused(s, ci, WEB_AT_PAGE))
         k = WR_SITE;
     int must_close = r->connection_close || r->has_body;
     if (k == WR_WS) {
@@ -549,7 +613,7 @@ static size_t http_request(web_session *s, const web_http_req *r)
             return 0;
         }
         int tci = web_tokens_take(env->tokens, web_session_now(s), tok.p, tok.n);
-        if (tci < 0 || (size_t)tci >= env->ncaps || cap_expired(env, tci)) {
+        if (tci < 0 || (size_t)tci >= env->ncaps || cap_refused(s, tci, WEB_AT_CARRIER)) {
             k = WR_SITE;   /* a wrong token looks like any unknown path */
         } else {
             s->cap_index = tci;

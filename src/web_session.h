@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "web_cap.h"
+#include "web_limits.h"
 #include "web_metrics.h"
 
 typedef struct web_session web_session;
@@ -38,6 +39,8 @@ typedef struct {
     size_t ncaps;
     const char *host;                /* the bridge's host */
     size_t *carriers;                /* open carriers (for max-sessions) */
+    web_limits *limits;              /* the secrets' limits and the concurrency;
+                                      * NULL: only expiry is checked */
     /* Frees mem after the current event batch (a later event of the batch
      * may still point at a watch inside it). */
     void (*defer_free)(void *owner, void *mem);

@@ -13,6 +13,7 @@
 #include "obfs2.h"
 #include "web_frame.h"
 #include "web_http.h"
+#include "web_limits.h"
 #include "web_page.h"
 #include "web_session.h"
 #include "web_ws.h"
@@ -59,6 +60,7 @@ typedef struct web_stream {
     uint32_t credit;              /* written to the DC, not yet granted back */
     uint64_t deadline_ms;
     metrics_dc_slot *slot;
+    web_limit_hold hold;          /* its secret's connection, a concurrency slot */
     uint64_t up_bytes, down_bytes;
     char ip[48];
 } web_stream;
@@ -83,6 +85,9 @@ struct web_session {
     int cap_index;                /* the capability the page was served for */
     web_cap_entry cap;            /* its copy at the carrier's start: a reload
                                    * rebuilds env->caps (web_server_apply_config) */
+    config_secret sec;            /* its secret (name, limits) at the carrier's
+                                   * start; streams follow the current config's
+                                   * entry of that name while there is one */
     uint8_t ctl[8];               /* HELLO / WINDOW payload being collected */
     size_t ctl_len;
     web_stream *cur;              /* the stream of the frame being read, or NULL */

@@ -65,6 +65,7 @@ void web_stream_close(web_stream *st, int tell_client)
         st->slot->connections--;
         st->slot = NULL;
     }
+    web_limits_give(s->env->limits, &st->hold);
     q_free(st);
     obfs2_wipe(&st->cli);
     obfs2_wipe(&st->dc);
@@ -149,6 +150,7 @@ static int stream_write(web_stream *st, const uint8_t *p, size_t n)
             st->up_bytes += (uint64_t)w;
             if (st->slot)
                 st->slot->traffic[METRICS_FROM_CLIENT] += (uint64_t)w;
+            web_limits_traffic(&st->hold, METRICS_FROM_CLIENT, (uint64_t)w);
         }
         if (st->q_off == st->q_len)
             q_free(st);
@@ -166,6 +168,7 @@ static int stream_write(web_stream *st, const uint8_t *p, size_t n)
             st->up_bytes += (uint64_t)w;
             if (st->slot)
                 st->slot->traffic[METRICS_FROM_CLIENT] += (uint64_t)w;
+            web_limits_traffic(&st->hold, METRICS_FROM_CLIENT, (uint64_t)w);
         }
     }
     if (n && q_put(st, p, n) < 0)
@@ -334,6 +337,7 @@ void web_stream_read(web_stream *st)
     st->down_bytes += got;
     if (st->slot)
         st->slot->traffic[METRICS_TO_CLIENT] += got;
+    web_limits_traffic(&st->hold, METRICS_TO_CLIENT, got);
 }
 
 uint32_t web_stream_mask(const web_stream *st)

@@ -95,7 +95,7 @@ integration() {
     printf '#!/bin/sh\nexec %s -cpu max %s "$@"\n' "$QEMU" "$root/out/arm64/tgfront" >"$wrapper"
     chmod +x "$wrapper"
     echo "arm64: integration suite with TGFRONT_BIN=$wrapper"
-    tests=${ARM64_TESTS:-tests/integration/test_relay.py tests/integration/test_fronting.py tests/integration/test_edges.py tests/integration/test_probing.py tests/integration/test_shaping.py tests/integration/test_fast_mode.py tests/integration/test_secrets.py tests/integration/test_workers.py tests/integration/test_web.py}
+    tests=${ARM64_TESTS:-tests/integration/test_relay.py tests/integration/test_fronting.py tests/integration/test_edges.py tests/integration/test_probing.py tests/integration/test_shaping.py tests/integration/test_fast_mode.py tests/integration/test_secrets.py tests/integration/test_workers.py tests/integration/test_web.py tests/integration/test_web_limits.py}
     # shellcheck disable=SC2086 # a list of test files
     # qemu-user runs a thread of its own in the daemon's process: the two
     # tests that count the daemon's threads stay with the native run.
