@@ -155,38 +155,6 @@ def judge(results, allow):
     return results
 
 
-# What a difference in timing alone looks like (observe.compare and the
-# bulk judge word them so).
-_TIMING = re.compile(r"(closed at|first byte at|the site took|transfer took) ")
-TIMING_RETRIES = 2
-
-
-def timing_only(r):
-    return bool(r.diffs) and all(_TIMING.search(d) for d in r.diffs)
-
-
-def rerun_timing(st, catalog, targets, results, allow, retries=TIMING_RETRIES):
-    """Runs again, up to `retries` times, the probes whose only differences
-    are times. On a busy machine (CI's, a shared one) a scheduler delay of a
-    few tens of milliseconds, or a bulk transfer starved of CPU, makes one
-    run differ; a timing tell of tgfront's own is in every run, so a probe
-    passes only when a later run agrees with the reference. Each retry runs
-    both targets again at the same moment, as the first run did. The
-    result keeps the earlier runs' differences in r.retried."""
-    for attempt in range(retries):
-        redo = {r.probe.name: r for r in results if timing_only(r)}
-        if not redo:
-            return results
-        fresh = judge(run(st, catalog, targets, lambda p: p.name in redo), allow)
-        for f in fresh:
-            old = redo[f.probe.name]
-            f.retried = getattr(old, "retried", []) + [list(old.diffs)]
-            if not f.diffs:
-                f.verdict += " (times agreed on retry %d)" % (attempt + 1)
-            results[results.index(old)] = f
-    return results
-
-
 def table(results, width=58):
     def cut(s, n):
         return s if len(s) <= n else s[:n - 3] + "..."
@@ -251,8 +219,6 @@ def report(results, st):
             out.append("  DIFF " + d)
         for d, why in r.allowed:
             out.append("  allowed: %s (%s)" % (d, why))
-        for n, ds in enumerate(getattr(r, "retried", []), 1):
-            out.append("  run %d differed in timing only, so it was run again: %s" % (n, "; ".join(ds)))
         if not r.probe.tg_only:
             out.append("  caddy:")
             out += _detail(r.ref)
