@@ -186,3 +186,57 @@ def test_client_that_does_not_read_gets_no_close_notify(make_daemon, fakedc):
             assert len(last) != 24, "a 24-byte record after a stalled stream: %s" % last.hex()
     finally:
         fakedc.mode = "echo"
+
+
+def test_drain_with_slow_reader_keeps_the_stream_whole(make_daemon, fakedc):
+    """The DC blasts a 16-byte pattern, the client reads slowly, SIGTERM's
+    drain deadline closes the relay while bytes are still queued for the
+    client: nothing may be added behind them (a close_notify encrypted for
+    bytes the client never got would land inside the stream). Every byte
+    the client gets decrypts to the DC's pattern; the stream may end inside
+    a record (the FIN cut it), or, when nothing was queued, with exactly one
+    close_notify."""
+    d = make_daemon()
+    fakedc.mode = "blast"
+    try:
+        with d.client() as c:
+            c.connect()
+            raw = bytearray()
+            c.sock.settimeout(10)
+            t_end = None
+            while True:
+                if t_end is None and len(raw) > 200000:
+                    d.signal(signal.SIGTERM)
+                    t_end = time.monotonic()
+                try:
+                    b = c.sock.recv(8192)
+                except ConnectionResetError:
+                    pytest.fail("reset after %d bytes" % len(raw))
+                if not b:
+                    break
+                raw += b
+                time.sleep(0.01)
+            assert t_end is not None and time.monotonic() - t_end >= 2, \
+                "closed before the drain deadline"
+    finally:
+        fakedc.mode = "echo"
+    dec = c._dec
+    plain = bytearray()
+    at = 0
+    lens = []
+    while len(raw) - at >= 5:
+        assert raw[at:at + 3] == b"\x17\x03\x03", "not a record at %d: %s" % (
+            at, bytes(raw[at:at + 8]).hex())
+        ln = struct.unpack(">H", raw[at + 3:at + 5])[0]
+        body = raw[at + 5:at + 5 + ln]
+        plain += dec.update(bytes(body))
+        lens.append(len(body))
+        at += 5 + len(body)
+    assert at == len(raw) or len(raw) - at < 5
+    if lens[-1] == 19 and plain[-19] == 0x7F and plain[-17:-15] == b"\x00\x00":
+        plain = plain[:-19]   # nothing was queued: one close_notify ended it
+        assert at == len(raw)
+    # os.urandom(16) * 4096 per 64 KiB chunk: periodic within each chunk
+    bad = [i for i in range(16, len(plain)) if i % 65536 >= 16 and plain[i] != plain[i - 16]]
+    assert not bad, "%d of %d bytes break the DC's pattern, first at %d (stream end %d)" % (
+        len(bad), len(plain), bad[0], len(plain))
