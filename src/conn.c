@@ -209,7 +209,9 @@ static void account_secret(conn *c)
  * in one non-blocking send from the stack. Not when the DC's FIN already
  * queued one (down.eof), nor behind bytes the client has not taken
  * (down.len: a full socket gets no more, it is just closed): the stream
- * must stay whole records, each sent once. */
+ * must stay whole records, each sent once. A socket with room for only part
+ * of the record (under 24 bytes free) keeps that part, as a write cut by
+ * Go's 5 s close deadline would. */
 static void notify_client(conn *c, const close_reason_info *how)
 {
     if (!how->alerts || c->fronted || c->cw.fd < 0 || c->down.len || c->down.eof ||
