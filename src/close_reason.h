@@ -1,6 +1,7 @@
 /* close_reason: why a connection ended. One table says, for each reason, its
  * metric label and how each side is told: FIN (an orderly close) or RST
- * (what the other end did to us, passed on). */
+ * (what the other end did to us, passed on), and what a FakeTLS client
+ * gets before its FIN once its handshake is done. */
 #ifndef TGF_CLOSE_REASON_H
 #define TGF_CLOSE_REASON_H
 
@@ -27,6 +28,12 @@ typedef struct {
     const char *name;        /* metric label */
     unsigned rst_client : 1; /* close the client side with RST */
     unsigned rst_peer : 1;   /* close the DC / fronting side with RST */
+    /* Encrypted alert records a Go TLS server writes before its FIN when it
+     * closes a connection whose handshake completed (crypto/tls Conn.Close
+     * sends close_notify; a bad record first gets its fatal alert): 0, 1
+     * (close_notify) or 2 (alert, then close_notify). Only for Telegram
+     * clients after the ServerHello; never with an RST. */
+    unsigned alerts : 2;
 } close_reason_info;
 
 /* The row for r (an out-of-range r gets the "none" row). */

@@ -91,6 +91,7 @@ struct conn {
     unsigned cw_quiet : 1;       /* client socket hung up without an error */
     unsigned pw_quiet : 1;       /* peer socket likewise */
     unsigned fast : 1;           /* fast mode: DC -> client without AES */
+    unsigned cli_keyed : 1;      /* cli holds the client's key streams */
     metrics_family family;
     struct sockaddr_storage client_addr;   /* real client (after inbound PROXY) */
     socklen_t client_len;
@@ -203,11 +204,43 @@ static void account_secret(conn *c)
 
 /* ---------- teardown ---------- */
 
+/* We end a session whose TLS handshake the client saw complete: it gets
+ * what Go's Conn.Close writes first (close_reason.c says which reasons),
+ * in one non-blocking send from the stack. Not when the DC's FIN already
+ * queued one (down.eof), nor behind bytes the client has not taken
+ * (down.len: a full socket gets no more, it is just closed): the stream
+ * must stay whole records, each sent once. A socket with room for only part
+ * of the record (under 24 bytes free) keeps that part, as a write cut by
+ * Go's 5 s close deadline would. */
+static void notify_client(conn *c, const close_reason_info *how)
+{
+    if (!how->alerts || c->fronted || c->cw.fd < 0 || c->down.len || c->down.eof ||
+        c->down.shut || c->down.bytes == 0)
+        return;
+    if (c->state != CS_OBFS2_INIT && c->state != CS_DC_CONNECT && c->state != CS_RELAY)
+        return;
+    uint8_t rec[2 * RELAY_CLOSE_NOTIFY_LEN];
+    relay_xform x = { .kind = RELAY_TG_DOWN, .second = c->cli_keyed ? &c->cli.tx : NULL,
+                      .same_streams = c->fast, .tx_records = &c->tx_records,
+                      .tx_bytes = &c->tx_bytes };
+    size_t n = 0;
+    for (unsigned i = 0; i < how->alerts && i < 2; i++)
+        n += relay_close_notify(&x, rec + n);
+    c->down.shut = 1;
+    ssize_t sent = n ? send(c->cw.fd, rec, n, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+    if (sent > 0) {
+        c->down.bytes += (uint64_t)sent;
+        if (c->down.traffic)
+            *c->down.traffic += (uint64_t)sent;
+    }
+}
+
 void conn_close(conn *c, close_reason reason)
 {
     if (closed(c))
         return;
     const close_reason_info *how = close_reason_get(reason);
+    notify_client(c, how);
     account_secret(c);
     if (c->sec != NULL)
         secret_usage_release(c->sec);
@@ -738,6 +771,7 @@ static void finish_init(conn *c)
         conn_close(c, CLOSE_BAD_OBFS2);
         return;
     }
+    c->cli_keyed = 1;
     int dc = dc_resolve(&cfg->dcs, raw_dc);
     if (dc < 0) {
         log_warn("conn", "unknown DC %d requested", (int)raw_dc);

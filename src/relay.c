@@ -103,37 +103,38 @@ static void apply_streams(const relay_xform *x, uint8_t *dst, const uint8_t *src
         memmove(dst, src, len);
 }
 
-/* The DC ended the session: what a Go TLS server writes before its FIN, an
- * encrypted close_notify alert (2 bytes + content type + 16-byte tag: a
- * 19-byte application-data record). Its payload reaches the client's
- * MTProto transport as stream bytes (tdlib's TlsReaderByteFlow and mtcute
- * pass every record on), so it is the start of a packet that never
- * completes: 7f LL LL 00 announces 256..1020 bytes in the abridged
- * transport and 16..65 KB in the intermediate ones, and EOF follows, as a
- * plain FIN would. Encrypted with the client's key stream, it looks
- * random on the wire, as a real alert does. */
-#define CLOSE_NOTIFY_LEN 19
+/* What a Go TLS server writes before its FIN (Conn.Close after a completed
+ * handshake), an encrypted close_notify alert: 2 bytes + content type +
+ * 16-byte tag, a 19-byte application-data record. Sent when the DC ends the
+ * session (below) and when we end it ourselves (conn.c). Its payload
+ * reaches the client's MTProto transport as stream bytes (tdlib's
+ * TlsReaderByteFlow and mtcute pass every record on), so it is the start
+ * of a packet that never completes: 7f LL LL 00 announces 256..1020 bytes
+ * in the abridged transport and 16..65 KB in the intermediate ones, and
+ * EOF follows, as a plain FIN would. Encrypted with the client's key
+ * stream, it looks random on the wire, as a real alert does. */
+#define CLOSE_NOTIFY_LEN (RELAY_CLOSE_NOTIFY_LEN - FAKETLS_HEADER_LEN)
 
-static size_t close_notify(relay_xform *x, uint8_t *rec)
+size_t relay_close_notify(relay_xform *x, uint8_t *rec)
 {
     uint8_t *pt = rec + FAKETLS_HEADER_LEN;
-    if (x->second == NULL)
+    if (crypto_random(pt, CLOSE_NOTIFY_LEN) < 0)
         return 0;
+    faketls_tx_header(rec, CLOSE_NOTIFY_LEN);
+    if (x->second == NULL)
+        return RELAY_CLOSE_NOTIFY_LEN;   /* no client stream: random, as ciphertext is */
     if (x->same_streams) {
         /* Fast mode left the client's stream where the relay started:
          * bring it to the end of what the client has received. */
         crypto_ctr_skip(x->second, *x->tx_bytes - (uint64_t)FAKETLS_HEADER_LEN * *x->tx_records);
         x->same_streams = 0;
     }
-    if (crypto_random(pt + 1, CLOSE_NOTIFY_LEN - 1) < 0)
-        return 0;
     pt[0] = 0x7f;
     pt[1] = (uint8_t)(64 + pt[1] % 192);
     pt[2] = 0;
     pt[3] = 0;
     crypto_ctr_apply(x->second, pt, CLOSE_NOTIFY_LEN);
-    faketls_tx_header(rec, CLOSE_NOTIFY_LEN);
-    return FAKETLS_HEADER_LEN + CLOSE_NOTIFY_LEN;
+    return RELAY_CLOSE_NOTIFY_LEN;
 }
 
 /* TG_UP: the client's records in buf[0..len) become their payload at
@@ -272,8 +273,8 @@ static relay_status fill(relay_flow *f, int src, relay_xform *x, pool *p)
         break;
     case IO_EOF:
         f->eof = 1;
-        if (x->kind == RELAY_TG_DOWN)
-            f->len = close_notify(x, f->buf);
+        if (x->kind == RELAY_TG_DOWN && x->second)
+            f->len = relay_close_notify(x, f->buf);
         break;
     case IO_AGAIN:
         f->bulk = 0;

@@ -86,6 +86,16 @@ relay_status relay_flush(relay_flow *f, int dst, pool *p);
  * (one pass, no memmove) and sends the payload with one write. */
 relay_status relay_pump(relay_flow *f, int src, int dst, relay_xform *x, pool *p);
 
+/* The encrypted close_notify a Go TLS server sends before its FIN: one
+ * application-data record of RELAY_CLOSE_NOTIFY_LEN bytes written to rec.
+ * With x->second, its payload is encrypted with the client's stream at the
+ * offset the client has reached (x->tx_bytes and x->tx_records in fast
+ * mode), and the stream advances; without it, the payload is random.
+ * TG_DOWN writes one at the DC's FIN; conn.c one when it ends a session
+ * itself. Returns RELAY_CLOSE_NOTIFY_LEN, or 0 when the RNG failed. */
+#define RELAY_CLOSE_NOTIFY_LEN (FAKETLS_HEADER_LEN + 19)
+size_t relay_close_notify(relay_xform *x, uint8_t *rec);
+
 /* The record size ramp toward the client (exported for tests). */
 size_t relay_record_payload_cap(uint32_t records, uint64_t bytes);
 

@@ -442,6 +442,49 @@ class FakeTLSClient:
                                 % (len(tail), bytes(tail[:8]).hex()))
         return bytes(tail)
 
+    def recv_closing_records(self, timeout=10.0):
+        """What the server sends from now until its FIN, read off the wire:
+        a list of (record type, raw record, payload decrypted on the
+        client's stream). Raises ProtocolError on a reset, on a timeout and
+        on bytes that are not whole records; decrypted bytes still unread
+        count as a failure too (the caller has read the session first)."""
+        if self._rxbuf:
+            raise ProtocolError("%d session bytes still unread" % len(self._rxbuf))
+        raw = bytearray(self._rawbuf)
+        del self._rawbuf[:]
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._eof:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProtocolError("no FIN within %.1fs (got %s)" % (timeout, bytes(raw).hex()))
+                self.sock.settimeout(left)
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                except ConnectionResetError:
+                    raise ProtocolError("reset instead of a FIN after %s" % bytes(raw).hex())
+                if not chunk:
+                    break
+                raw += chunk
+        finally:
+            self.sock.settimeout(self.timeout)
+        self._eof = True
+        out = []
+        while raw:
+            if len(raw) < 5 or raw[1:3] != b"\x03\x03":
+                raise ProtocolError("not a whole record before the FIN: %s" % bytes(raw).hex())
+            ln = struct.unpack(">H", raw[3:5])[0]
+            if len(raw) < 5 + ln:
+                raise ProtocolError("record cut short by the FIN: %s" % bytes(raw).hex())
+            rec = bytes(raw[:5 + ln])
+            del raw[:5 + ln]
+            dec = getattr(self, "_dec", None)
+            plain = dec.update(rec[5:]) if rec[0] == 0x17 and dec else b""
+            out.append((rec[0], rec, plain))
+        return out
+
     def recv_exact(self, n):
         while len(self._rxbuf) < n:
             if self._eof or not self._pump():

@@ -383,6 +383,46 @@ TEST(relay_tg_down_same_streams_then_close_notify)
     pool_destroy(&p);
 }
 
+/* The record conn.c sends when it ends a session itself: one 24-byte
+ * application-data record; with the client's stream it decrypts to the
+ * never-completing packet start (at the offset the client has reached, in
+ * fast mode too), and the stream moves on so a second record follows it;
+ * without a stream its payload is random. */
+TEST(relay_close_notify_record)
+{
+    uint8_t key[32] = { 3 }, iv[16] = { 4 };
+    crypto_ctr cli_tx, client_rx;
+    crypto_ctr_init(&cli_tx, key, iv);
+    crypto_ctr_init(&client_rx, key, iv);
+    uint32_t records = 3;
+    uint64_t bytes = 3 * 5 + 1000;   /* 1000 payload bytes sent so far */
+    relay_xform x = { .kind = RELAY_TG_DOWN, .second = &cli_tx, .same_streams = 1,
+                      .tx_records = &records, .tx_bytes = &bytes };
+    uint8_t rec[2 * RELAY_CLOSE_NOTIFY_LEN];
+    CHECK_EQ_INT(RELAY_CLOSE_NOTIFY_LEN, 24);
+    CHECK_EQ_INT(relay_close_notify(&x, rec), 24);
+    CHECK(!x.same_streams);
+    CHECK_EQ_INT(relay_close_notify(&x, rec + 24), 24);
+    static const uint8_t hdr[5] = { 0x17, 0x03, 0x03, 0x00, 0x13 };
+    CHECK_MEM(rec, hdr, 5);
+    CHECK_MEM(rec + 24, hdr, 5);
+    crypto_ctr_skip(&client_rx, 1000);
+    for (int i = 0; i < 2; i++) {
+        uint8_t *pt = rec + 24 * i + 5;
+        crypto_ctr_apply(&client_rx, pt, 19);
+        CHECK_EQ_INT(pt[0], 0x7f);
+        CHECK(pt[1] >= 64 && pt[2] == 0 && pt[3] == 0);
+    }
+    CHECK_EQ_INT(records, 3);   /* the ramp's counters are the relay's */
+
+    relay_xform bare = { .kind = RELAY_TG_DOWN };
+    uint8_t a[RELAY_CLOSE_NOTIFY_LEN], b[RELAY_CLOSE_NOTIFY_LEN];
+    CHECK_EQ_INT(relay_close_notify(&bare, a), 24);
+    CHECK_EQ_INT(relay_close_notify(&bare, b), 24);
+    CHECK_MEM(a, hdr, 5);
+    CHECK(memcmp(a + 5, b + 5, 19) != 0);   /* random, not a constant */
+}
+
 TEST(close_reasons_table)
 {
     CHECK_STR(close_reason_get(CLOSE_DONE)->name, "done");
@@ -391,6 +431,18 @@ TEST(close_reasons_table)
     CHECK(close_reason_get(CLOSE_CLIENT_RESET)->rst_peer);
     CHECK(close_reason_get(CLOSE_FRONT_UNREACHABLE)->rst_client);
     CHECK_STR(close_reason_get((close_reason)999)->name, "none");
+    /* What a Go TLS server writes before its FIN: close_notify when we end
+     * a session, alert + close_notify for a bad record, nothing with RST. */
+    CHECK_EQ_INT(close_reason_get(CLOSE_IDLE)->alerts, 1);
+    CHECK_EQ_INT(close_reason_get(CLOSE_SHUTDOWN)->alerts, 1);
+    CHECK_EQ_INT(close_reason_get(CLOSE_DC_UNREACHABLE)->alerts, 1);
+    CHECK_EQ_INT(close_reason_get(CLOSE_BAD_RECORD)->alerts, 2);
+    CHECK_EQ_INT(close_reason_get(CLOSE_CLIENT_RESET)->alerts, 0);
+    CHECK_EQ_INT(close_reason_get(CLOSE_PROXY_HEADER)->alerts, 0);
+    for (int r = 0; r < CLOSE_REASON_COUNT; r++)
+        CHECK_MSG(!(close_reason_get((close_reason)r)->rst_client &&
+                    close_reason_get((close_reason)r)->alerts),
+                  "reason %d sends alerts before an RST", r);
     for (int r = 0; r < CLOSE_REASON_COUNT; r++)
         CHECK_MSG(close_reason_get((close_reason)r)->name != NULL, "reason %d has no name", r);
 }
