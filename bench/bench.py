@@ -14,6 +14,11 @@ Setups:
   relay       tgload -> tgload relay -> sink      plain relay, no crypto
   tgfront-wN  tgload (FakeTLS) -> tgfront workers=N -> sink (fake DC)
 
+Directions: up sends to a discard sink, down reads from a source sink, both
+sends to an echo sink and reads all of it back (a stream ends at the EOF
+after its FIN), so every byte counted crossed the process under test once
+each way, and no byte it moved goes uncounted.
+
 Usage: bench.py TGFRONT TGLOAD [--quick] [--results PATH]
 """
 
@@ -146,10 +151,10 @@ class Bench:
         self.procs = []
         self.secret = tgclient.make_secret(b"bench.example")
         self.secret_hex = tgclient.secret_hex(self.secret)
-        self.discard, self.source, self.duplex = free_port(), free_port(), free_port()
+        self.discard, self.source, self.echo = free_port(), free_port(), free_port()
         self.sink = self.spawn([tgload, "sink", "--discard", str(self.discard), "--source",
-                                str(self.source), "--duplex", str(self.duplex)], "sink")
-        for p in (self.discard, self.source, self.duplex):
+                                str(self.source), "--echo", str(self.echo)], "sink")
+        for p in (self.discard, self.source, self.echo):
             wait_port(p)
         self.lines = []      # the table, as printed
         self.commands = []
@@ -180,7 +185,7 @@ class Bench:
     def daemon(self, workers, env_extra=None, front_port=None, debug=False):
         port = free_port()
         dcs = "\n".join('%d = ["127.0.0.1:%d"]' % (dc, p) for dc, p in
-                        ((1, self.discard), (2, self.source), (3, self.duplex)))
+                        ((1, self.discard), (2, self.source), (3, self.echo)))
         cfg = os.path.join(self.dir, "tgfront-%d.toml" % port)
         with open(cfg, "w") as f:
             f.write(('debug = true\n' if debug else '') +
@@ -214,7 +219,7 @@ def section_throughput(b, res):
     total = int(gb * 1e9)
     relay_procs = {}
     targets = {}
-    for d, sink_port in (("up", b.discard), ("down", b.source), ("both", b.duplex)):
+    for d, sink_port in (("up", b.discard), ("down", b.source), ("both", b.echo)):
         p, port = b.relay(sink_port)
         relay_procs[d] = (p, port)
     d1, p1 = b.daemon(1)
@@ -234,7 +239,7 @@ def section_throughput(b, res):
                 continue   # shapes change only what the client sends
             if shape == "record" and direction != "up":
                 continue
-            sink_port = {"up": b.discard, "down": b.source, "both": b.duplex}[direction]
+            sink_port = {"up": b.discard, "down": b.source, "both": b.echo}[direction]
             per = max(total // streams, 1 << 20)
             if direction == "both":
                 per //= 2
