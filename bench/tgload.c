@@ -13,8 +13,8 @@
  *   tgload run  --to P [--tls SECRET --dc N] --streams S --bytes B
  *               --dir up|down|both [--shape full|record|mix]
  *       S streams moving B payload bytes each, one epoll loop (both: each
- *       stream's upload comes back from an echo sink, and the stream ends
- *       once all of it has; every byte counted crossed the proxy). With --tls
+ *       stream's upload comes back from an echo sink); a stream ends at
+ *       the EOF after its FIN, and every byte received is counted. With --tls
  *       each stream does the FakeTLS handshake and the obfuscated2 frame,
  *       then sends TLS application-data records and counts the payload of
  *       the records it receives. Records carry random bytes, not the
@@ -612,12 +612,12 @@ typedef struct {
     uint64_t up_left;       /* wire bytes still to send */
     size_t wire_off;
     uint32_t wi;            /* index into write_sizes */
-    uint64_t down_left;     /* payload bytes still to receive */
+    uint64_t down_want;     /* payload bytes to receive at least */
     uint64_t down_got;      /* payload bytes received */
     uint8_t hdr[5];
     int hdr_have;
     uint32_t rec_left;
-    int up_done, down_done, shut, eof;
+    int up_done, shut, eof;
 } stream;
 
 /* Counts received payload: whole bytes (raw) or record payloads (tls). */
@@ -645,9 +645,18 @@ static uint64_t count_payload(stream *s, const uint8_t *p, size_t n)
     return got;
 }
 
+/* A stream sends its FIN once it has sent its bytes (up, both) or
+ * received its count (down), and ends at the EOF that follows: the sink
+ * closes when it reads our FIN (echo: once it has sent back all it read),
+ * so every byte the proxy moved reaches us and is counted, including what
+ * a source sink sent past the count. Both ways the sink echoes: each byte
+ * crosses the proxy once each way. (A source sink sending on after the
+ * count, and a close with unread bytes, once had the proxy move bytes
+ * nobody counted: at 64 mixed streams both ways, up to four times the
+ * count.) */
 static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
 {
-    int up = strcmp(dir, "down") != 0, down = strcmp(dir, "up") != 0, both = up && down;
+    int up = strcmp(dir, "down") != 0, down = strcmp(dir, "up") != 0;
     build_wire();
     uint64_t cycles = (bytes + wire_payload - 1) / wire_payload;
     stream *ss = calloc((size_t)streams, sizeof *ss);
@@ -660,14 +669,7 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
         ss[i].fd = fd;
         ss[i].up_left = up ? cycles * wire_len : 0;
         ss[i].up_done = !up;
-        /* Both ways: the echo sink sends the upload back; the stream ends
-         * at the EOF that follows our FIN, and all of it must have come
-         * back. Every byte counted crossed the proxy both ways. (A source
-         * sink sending on while the upload is slower had the proxy move
-         * bytes nobody counted: at 64 mixed streams, up to 2.6 times the
-         * count.) */
-        ss[i].down_left = !down ? 0 : both ? cycles * wire_payload : bytes;
-        ss[i].down_done = !down;
+        ss[i].down_want = !down ? 0 : up ? cycles * wire_payload : bytes;
         ss[i].wi = (uint32_t)(rnd() % 4096);
     }
     static uint8_t buf[1 << 18];
@@ -702,9 +704,6 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
                     if (s->up_left == 0) {
                         s->up_done = 1;
                         moved += cycles * wire_payload;
-                        /* The sink's EOF after ours says all arrived (and,
-                         * both ways, all came back). */
-                        shutdown(s->fd, SHUT_WR);
                         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
                         epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
                     }
@@ -714,37 +713,25 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
             }
             if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 ssize_t r = read(s->fd, buf, sizeof buf);
-                if (r > 0 && both) {
+                if (r > 0) {
                     s->down_got += count_payload(s, buf, (size_t)r);
-                } else if (r > 0 && !s->down_done) {
-                    uint64_t got = count_payload(s, buf, (size_t)r);
-                    if (got >= s->down_left) {
-                        moved += bytes;
-                        s->down_left = 0;
-                        s->down_done = 1;
-                    } else {
-                        s->down_left -= got;
-                    }
-                } else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-                    if (!s->up_done || (!both && !s->down_done) ||
-                        (both && s->down_got < s->down_left)) {
+                } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                    if (!s->up_done || s->down_got < s->down_want) {
                         fprintf(stderr, "tgload: stream closed early\n");
                         return 1;
                     }
-                    if (both) {
-                        moved += s->down_got;
-                        s->down_done = 1;
-                    }
+                    moved += s->down_got;
                     s->eof = 1;
                 }
             }
-            /* Done: down only closes at its count; the others wait for
-             * the sink's EOF. */
-            if (s->up_done && s->down_done && (up ? s->eof : 1) && s->fd >= 0) {
+            if (!s->shut && s->up_done && s->down_got >= (up ? 0 : s->down_want)) {
+                shutdown(s->fd, SHUT_WR);
+                s->shut = 1;
+            }
+            if (s->eof) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
                 close(s->fd);
                 s->fd = -1;
-                s->eof = 1;
                 left--;
             }
         }
