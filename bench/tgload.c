@@ -1,17 +1,20 @@
 /* tgload: the benchmark's load generator, sink and plain relay in one
  * static binary (built with the project: ./build.sh bench -> out/musl/tgload).
  *
- *   tgload sink --discard P --source P --duplex P
+ *   tgload sink --discard P --source P --echo P
  *       epoll server: discard reads everything; source writes random bytes
- *       until the peer goes; duplex does both. Used as the fake DC (it never
- *       needs to understand obfuscated2: the proxy's work does not depend on
- *       what the bytes mean) and as the fronting target.
+ *       until the peer goes; echo sends back every byte it reads (reading
+ *       again only once the last read is written back). Used as the fake DC
+ *       (it never needs to understand obfuscated2: the proxy's work does not
+ *       depend on what the bytes mean) and as the fronting target.
  *   tgload relay --listen P --to P [--threads N]
  *       a plain byte relay, read/write with 64 KiB buffers (what socat -b
  *       65536 does), one epoll loop per thread on SO_REUSEPORT listeners.
  *   tgload run  --to P [--tls SECRET --dc N] --streams S --bytes B
  *               --dir up|down|both [--shape full|record|mix]
- *       S streams moving B payload bytes each, one epoll loop. With --tls
+ *       S streams moving B payload bytes each, one epoll loop (both: each
+ *       stream's upload comes back from an echo sink); a stream ends at
+ *       the EOF after its FIN, and every byte received is counted. With --tls
  *       each stream does the FakeTLS handshake and the obfuscated2 frame,
  *       then sends TLS application-data records and counts the payload of
  *       the records it receives. Records carry random bytes, not the
@@ -151,15 +154,60 @@ static int read_all(int fd, uint8_t *p, size_t n)
 
 /* ---- sink ------------------------------------------------------------ */
 
-enum { SINK_DISCARD = 0, SINK_SOURCE = 1, SINK_DUPLEX = 2 };
+enum { SINK_DISCARD = 0, SINK_SOURCE = 1, SINK_ECHO = 2 };
 static uint8_t src_buf[SRC_LEN];
+
+/* An echo connection's bytes read and not yet written back: buf[off..len).
+ * It reads again only once they are all out, so the echo is bounded and
+ * passes backpressure on. Indexed by descriptor. */
+#define ECHO_BUF (256u << 10)
+#define ECHO_FDS 65536
+typedef struct {
+    uint8_t *buf;
+    size_t off, len;
+    uint32_t mask;
+} echo_conn;
+static echo_conn *echo_of[ECHO_FDS];
+
+/* One readiness event on an echo connection; 1 when it is finished. */
+static int echo_io(int ep, int fd, uint32_t events)
+{
+    echo_conn *e = echo_of[fd];
+    if (e->len == 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        ssize_t r = read(fd, e->buf, ECHO_BUF);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+            return 1;
+        if (r > 0) {
+            e->off = 0;
+            e->len = (size_t)r;
+        }
+    }
+    while (e->off < e->len) {
+        ssize_t w = write(fd, e->buf + e->off, e->len - e->off);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (w <= 0)
+            return 1;
+        e->off += (size_t)w;
+    }
+    if (e->off == e->len)
+        e->off = e->len = 0;
+    uint32_t want = e->len ? EPOLLOUT : EPOLLIN;
+    if (want != e->mask) {
+        struct epoll_event ev = { .events = want,
+                                  .data.u64 = (uint64_t)SINK_ECHO << 32 | (uint32_t)fd };
+        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        e->mask = want;
+    }
+    return 0;
+}
 
 static int cmd_sink(int argc, char **argv)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC), lfd[3] = { -1, -1, -1 };
     for (int i = 1; i + 1 < argc; i += 2) {
         int kind = !strcmp(argv[i], "--discard") ? SINK_DISCARD
-                   : !strcmp(argv[i], "--source") ? SINK_SOURCE : SINK_DUPLEX;
+                   : !strcmp(argv[i], "--source") ? SINK_SOURCE : SINK_ECHO;
         lfd[kind] = listen_on(atoi(argv[i + 1]), 0);
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)kind << 32 | 0x80000000u |
                                   (uint32_t)lfd[kind] };
@@ -180,7 +228,20 @@ static int cmd_sink(int argc, char **argv)
                     int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (c < 0)
                         break;
-                    uint32_t want = EPOLLIN | (kind != SINK_DISCARD ? EPOLLOUT : 0);
+                    if (kind == SINK_ECHO) {
+                        echo_conn *e = c < ECHO_FDS ? calloc(1, sizeof *e) : NULL;
+                        if (e && !(e->buf = malloc(ECHO_BUF))) {
+                            free(e);
+                            e = NULL;
+                        }
+                        if (!e) {
+                            close(c);
+                            continue;
+                        }
+                        e->mask = EPOLLIN;
+                        echo_of[c] = e;
+                    }
+                    uint32_t want = EPOLLIN | (kind == SINK_SOURCE ? EPOLLOUT : 0);
                     struct epoll_event ev = { .events = want,
                                               .data.u64 = (uint64_t)kind << 32 | (uint32_t)c };
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
@@ -188,6 +249,15 @@ static int cmd_sink(int argc, char **argv)
                 continue;
             }
             int dead = 0;
+            if (kind == SINK_ECHO) {
+                if (echo_io(ep, fd, evs[i].events)) {
+                    free(echo_of[fd]->buf);
+                    free(echo_of[fd]);
+                    echo_of[fd] = NULL;
+                    close(fd);
+                }
+                continue;
+            }
             if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 ssize_t r = read(fd, buf, sizeof buf);
                 if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
@@ -542,11 +612,12 @@ typedef struct {
     uint64_t up_left;       /* wire bytes still to send */
     size_t wire_off;
     uint32_t wi;            /* index into write_sizes */
-    uint64_t down_left;     /* payload bytes still to receive */
+    uint64_t down_want;     /* payload bytes to receive at least */
+    uint64_t down_got;      /* payload bytes received */
     uint8_t hdr[5];
     int hdr_have;
     uint32_t rec_left;
-    int up_done, down_done, shut, eof;
+    int up_done, shut, eof;
 } stream;
 
 /* Counts received payload: whole bytes (raw) or record payloads (tls). */
@@ -574,6 +645,15 @@ static uint64_t count_payload(stream *s, const uint8_t *p, size_t n)
     return got;
 }
 
+/* A stream sends its FIN once it has sent its bytes (up, both) or
+ * received its count (down), and ends at the EOF that follows: the sink
+ * closes when it reads our FIN (echo: once it has sent back all it read),
+ * so every byte the proxy moved reaches us and is counted, including what
+ * a source sink sent past the count. Both ways the sink echoes: each byte
+ * crosses the proxy once each way. (A source sink sending on after the
+ * count, and a close with unread bytes, once had the proxy move bytes
+ * nobody counted: at 64 mixed streams both ways, up to four times the
+ * count.) */
 static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
 {
     int up = strcmp(dir, "down") != 0, down = strcmp(dir, "up") != 0;
@@ -589,8 +669,7 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
         ss[i].fd = fd;
         ss[i].up_left = up ? cycles * wire_len : 0;
         ss[i].up_done = !up;
-        ss[i].down_left = down ? bytes : 0;
-        ss[i].down_done = !down;
+        ss[i].down_want = !down ? 0 : up ? cycles * wire_payload : bytes;
         ss[i].wi = (uint32_t)(rnd() % 4096);
     }
     static uint8_t buf[1 << 18];
@@ -625,9 +704,6 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
                     if (s->up_left == 0) {
                         s->up_done = 1;
                         moved += cycles * wire_payload;
-                        /* up only: the sink's EOF after ours says all arrived */
-                        if (!down)
-                            shutdown(s->fd, SHUT_WR);
                         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
                         epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
                     }
@@ -637,29 +713,25 @@ static int cmd_run(int port, int streams, uint64_t bytes, const char *dir)
             }
             if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 ssize_t r = read(s->fd, buf, sizeof buf);
-                if (r > 0 && !s->down_done) {
-                    uint64_t got = count_payload(s, buf, (size_t)r);
-                    if (got >= s->down_left) {
-                        moved += bytes;
-                        s->down_left = 0;
-                        s->down_done = 1;
-                    } else {
-                        s->down_left -= got;
-                    }
-                } else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-                    if (!s->up_done || !s->down_done) {
+                if (r > 0) {
+                    s->down_got += count_payload(s, buf, (size_t)r);
+                } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                    if (!s->up_done || s->down_got < s->down_want) {
                         fprintf(stderr, "tgload: stream closed early\n");
                         return 1;
                     }
+                    moved += s->down_got;
                     s->eof = 1;
                 }
             }
-            /* Done: up-only waits for the sink's EOF; otherwise close now. */
-            if (s->up_done && s->down_done && (down || s->eof) && s->fd >= 0) {
+            if (!s->shut && s->up_done && s->down_got >= (up ? 0 : s->down_want)) {
+                shutdown(s->fd, SHUT_WR);
+                s->shut = 1;
+            }
+            if (s->eof) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
                 close(s->fd);
                 s->fd = -1;
-                s->eof = 1;
                 left--;
             }
         }
