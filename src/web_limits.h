@@ -46,8 +46,10 @@ typedef struct {
     int counted;                  /* one slot of the concurrency */
 } web_limit_hold;
 
-/* The secret named name in cfg, or NULL (a reload removed it). */
-const config_secret *web_limits_find(const tgf_config *cfg, const char *name);
+/* The secret of cfg whose key is key (16 bytes), or NULL (a reload
+ * removed it). A secret is its key, as on the FakeTLS path: a rename keeps
+ * its clients. Every key is compared, each in constant time. */
+const config_secret *web_limits_find_key(const tgf_config *cfg, const uint8_t *key);
 
 /* Would a client of s be served now? WEB_LIM_OK, or why not (the refusal
  * counted in the secret's refused metric). Takes nothing. l may be NULL
