@@ -7,13 +7,15 @@
  * its TCP connections (main, media, upload; per DC) into one stream of its
  * one carrier, and each stream is one socket to a DC here. So a stream
  * takes one of its secret's max-connections and one slot of the daemon's
- * concurrency from its OPEN to its end, and the bytes it relays count
- * toward the secret's traffic and quota. The bridge page and the carrier
- * take nothing (they carry no Telegram connection, and a page that opens
- * no stream must not hold a slot), but a secret that could not take a
- * stream now (expired, at max-connections, quota used up) gets the site's
- * answer for them, as its FakeTLS client is fronted. As on the FakeTLS
- * path, the quota is checked when a stream opens: an open one is not cut.
+ * concurrency from its OPEN to its end (the handshake timeout for its
+ * init, the idle timeout once it relays: web_stream_tick), and the bytes
+ * it relays count toward the secret's traffic and quota. The bridge page
+ * and the carrier take nothing (they carry no Telegram connection, and a
+ * page that opens no stream must not hold a slot), but a secret that could
+ * not take a stream now (expired, at max-connections, quota used up) gets
+ * the site's answer for them, as its FakeTLS client is fronted. As on the
+ * FakeTLS path, the quota is checked when a stream opens: an open one is
+ * not cut.
  *
  * Sessions run in one loop (worker 0's), but the usage table and the
  * concurrency count are the whole process's (atomics, shared with the

@@ -423,7 +423,8 @@ void web_stream_tick(web_stream *st, uint64_t now)
     if (st->st == ST_CONNECT && due) {
         web_stream_dial_next(st);
     } else if (st->st == ST_INIT && due) {
-        log_info("web", "stream %u: no obfuscated2 init within the handshake timeout", st->id);
+        /* debug, as conn.c's handshake timeouts: a client can make many */
+        log_debug("web", "stream %u: no obfuscated2 init within the handshake timeout", st->id);
         web_session_metrics(s)->streams_init_timeout++;
         web_stream_close(st, 1);
     } else if (st->st == ST_RELAY && idle && now - st->last_active_ms >= idle) {
