@@ -31,7 +31,8 @@ def web_daemon(make_daemon, named, limits=None, top=None, tables=None, **kw):
             "web": {"enabled": True, "bind-to": "127.0.0.1:%d" % port}}
     for name, kv in (limits or {}).items():
         tabs["secret-limits." + name] = kv
-    tabs.update(tables or {})
+    for name, kv in (tables or {}).items():
+        tabs.setdefault(name, {}).update(kv)
     t = {"secret": None}
     t.update(top or {})
     d = make_daemon(top=t, tables=tabs, **kw)
@@ -472,4 +473,23 @@ def test_dc_connect_failure_gives_the_slot_back(make_daemon, fakedc):
     assert value(m, "mtg_secret_refused_total", secret="alice", reason="max_connections") == 0
     open_relaying(mux, alice, 1)
     wait_metric(d, "mtg_secret_connections", 1, secret="alice")
+    car.sock.close()
+
+
+def test_max_streams_bounds_the_slots_one_carrier_holds(make_daemon):
+    """One carrier holds at most max-streams of its secret's connections
+    and of the concurrency: an OPEN over it is refused before it takes any."""
+    named = secrets("alice")
+    alice = named["alice"]
+    d = web_daemon(make_daemon, named, tables={"web": {"max-streams": 2}})
+    _, car = session(d, dd_secret(alice))
+    mux = wc.Mux(car)
+    held = [bare_open(mux) for _ in range(2)]
+    over = bare_open(mux)
+    wait_refused(mux, over)
+    m = scrape(d)
+    assert value(m, "mtg_secret_connections", secret="alice") == 2
+    assert value(m, "mtg_web_streams_refused_total") == 1
+    assert value(m, "mtg_secret_accepted_total", secret="alice") == 2
+    assert not set(held) & mux.closed_by_relay
     car.sock.close()
