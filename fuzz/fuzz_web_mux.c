@@ -170,6 +170,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         web_session_feed(s, buf, n);
         drain(sv[1]);
+        if (flags & 16) {
+            /* Time passes: streams meet their handshake and idle timeouts
+             * (their slots must come back, checked below). */
+            lp.now_ms += (uint64_t)(flags >> 5) * 2500;
+            web_session_tick(s, lp.now_ms);
+            drain(sv[1]);
+        }
     }
     web_session_end(s, WEB_END_SHUTDOWN);
     web_session_end(s, WEB_END_SHUTDOWN);

@@ -4,12 +4,16 @@
 
 #include <string.h>
 
-const config_secret *web_limits_find(const tgf_config *cfg, const char *name)
+#include "crypto.h"
+
+const config_secret *web_limits_find_key(const tgf_config *cfg, const uint8_t *key)
 {
+    const config_secret *found = NULL;
     for (size_t i = 0; i < cfg->secret_count; i++)
-        if (strcmp(cfg->secrets[i].name, name) == 0)
-            return &cfg->secrets[i];
-    return NULL;
+        if (crypto_equal(cfg->secret_keys[i], key, SECRET_KEY_LEN) && cfg->secrets[i].has_key &&
+            !found)
+            found = &cfg->secrets[i];
+    return found;
 }
 
 static web_limit of_usage(usage_refusal r)

@@ -7,13 +7,15 @@
  * its TCP connections (main, media, upload; per DC) into one stream of its
  * one carrier, and each stream is one socket to a DC here. So a stream
  * takes one of its secret's max-connections and one slot of the daemon's
- * concurrency from its OPEN to its end, and the bytes it relays count
- * toward the secret's traffic and quota. The bridge page and the carrier
- * take nothing (they carry no Telegram connection, and a page that opens
- * no stream must not hold a slot), but a secret that could not take a
- * stream now (expired, at max-connections, quota used up) gets the site's
- * answer for them, as its FakeTLS client is fronted. As on the FakeTLS
- * path, the quota is checked when a stream opens: an open one is not cut.
+ * concurrency from its OPEN to its end (the handshake timeout for its
+ * init, the idle timeout once it relays: web_stream_tick), and the bytes
+ * it relays count toward the secret's traffic and quota. The bridge page
+ * and the carrier take nothing (they carry no Telegram connection, and a
+ * page that opens no stream must not hold a slot), but a secret that could
+ * not take a stream now (expired, at max-connections, quota used up) gets
+ * the site's answer for them, as its FakeTLS client is fronted. As on the
+ * FakeTLS path, the quota is checked when a stream opens: an open one is
+ * not cut.
  *
  * Sessions run in one loop (worker 0's), but the usage table and the
  * concurrency count are the whole process's (atomics, shared with the
@@ -46,8 +48,10 @@ typedef struct {
     int counted;                  /* one slot of the concurrency */
 } web_limit_hold;
 
-/* The secret named name in cfg, or NULL (a reload removed it). */
-const config_secret *web_limits_find(const tgf_config *cfg, const char *name);
+/* The secret of cfg whose key is key (16 bytes), or NULL (a reload
+ * removed it). A secret is its key, as on the FakeTLS path: a rename keeps
+ * its clients. Every key is compared, each in constant time. */
+const config_secret *web_limits_find_key(const tgf_config *cfg, const uint8_t *key);
 
 /* Would a client of s be served now? WEB_LIM_OK, or why not (the refusal
  * counted in the secret's refused metric). Takes nothing. l may be NULL

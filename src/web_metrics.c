@@ -49,6 +49,11 @@ void web_metrics_render(const web_metrics *const *ms, size_t n, const char *pref
           SUM(streams_refused) },
         { "web_streams_dc_unreachable_total", "counter", "WEB proxy streams whose DC was unreachable.",
           SUM(streams_dc_unreachable) },
+        { "web_streams_init_timeout_total", "counter",
+          "WEB proxy streams closed without their obfuscated2 init within the handshake timeout.",
+          SUM(streams_init_timeout) },
+        { "web_streams_idle_total", "counter",
+          "WEB proxy streams closed after the idle timeout without traffic.", SUM(streams_idle) },
         { "web_memory_bytes", "gauge", "Buffer bytes held by WEB proxy sessions.",
           SUM(memory_bytes) },
     };

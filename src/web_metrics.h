@@ -65,6 +65,8 @@ typedef struct {
     uint64_t streams_opened;
     uint64_t streams_refused;           /* over max-streams */
     uint64_t streams_dc_unreachable;
+    uint64_t streams_init_timeout;      /* no obfuscated2 init within the handshake timeout */
+    uint64_t streams_idle;              /* relayed, silent for the idle timeout */
     uint64_t answers[WEB_ANS_COUNT];
     uint64_t bad_http[WH_R_COUNT];
     uint64_t ended[WEB_END_COUNT];

@@ -273,11 +273,13 @@ static void on_open(web_session *s, uint32_t id)
     /* A stream is what a FakeTLS connection is (web_limits.h): it takes
      * one of its secret's connections and a concurrency slot, under the
      * limits the running config gives that secret now (a reload applies
-     * to the next stream). One the config no longer names keeps the
-     * limits its carrier started with, as the carrier keeps its key.
+     * to the next stream). The secret is found by its key, as a FakeTLS
+     * hello finds it (a rename keeps its clients under its limits); one
+     * whose key the config no longer has keeps the limits its carrier
+     * started with, as the carrier keeps its key.
      * Refused: a CLOSE for this stream only (the v1 mux's own refusal,
      * as over max-streams); the carrier and its other streams go on. */
-    const config_secret *sec = web_limits_find(s->env->cfg, s->sec.name);
+    const config_secret *sec = web_limits_find_key(s->env->cfg, s->cap.key);
     if (!sec)
         sec = &s->sec;
     web_limit_hold hold;
@@ -873,10 +875,7 @@ void web_session_tick(web_session *s, uint64_t now)
         }
         for (web_stream *st = s->streams, *next; st && s->state == SS_CARRIER; st = next) {
             next = st->next;
-            if (st->st == ST_CONNECT && st->deadline_ms && now >= st->deadline_ms)
-                web_stream_dial_next(st);
-            else
-                web_stream_grant(st, 1);
+            web_stream_tick(st, now);
         }
         /* A quiet carrier gets a PING so middleboxes keep it; the answer
          * is not awaited (a late PONG never kills a download). */

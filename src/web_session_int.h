@@ -58,7 +58,8 @@ typedef struct web_stream {
     uint64_t rx_window;           /* client bytes we still accept */
     uint64_t tx_window;           /* bytes we may still send the client */
     uint32_t credit;              /* written to the DC, not yet granted back */
-    uint64_t deadline_ms;
+    uint64_t deadline_ms;         /* INIT: the handshake's; CONNECT: the dial's */
+    uint64_t last_active_ms;      /* bytes moved either way (the idle timeout) */
     metrics_dc_slot *slot;
     web_limit_hold hold;          /* its secret's connection, a concurrency slot */
     uint64_t up_bytes, down_bytes;
@@ -141,5 +142,8 @@ void web_stream_update(web_stream *st);
 void web_stream_grant(web_stream *st, int force);
 /* The next DC address (or CLOSE when none is left). */
 void web_stream_dial_next(web_stream *st);
+/* The carrier's tick: the stream's deadlines, its idle timeout and
+ * credit (may close it, with CLOSE to the client). */
+void web_stream_tick(web_stream *st, uint64_t now);
 
 #endif

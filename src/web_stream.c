@@ -146,6 +146,7 @@ static int stream_write(web_stream *st, const uint8_t *p, size_t n)
             if (w < 0)
                 return -1;
             st->q_off += (size_t)w;
+            st->last_active_ms = web_session_now(st->s);
             st->credit += (uint32_t)w;
             st->up_bytes += (uint64_t)w;
             if (st->slot)
@@ -164,6 +165,7 @@ static int stream_write(web_stream *st, const uint8_t *p, size_t n)
                 return -1;
             p += w;
             n -= (size_t)w;
+            st->last_active_ms = web_session_now(st->s);
             st->credit += (uint32_t)w;
             st->up_bytes += (uint64_t)w;
             if (st->slot)
@@ -272,6 +274,8 @@ static int stream_init_done(web_stream *st)
 /* DATA payload for a stream, in place in our input buffer. */
 void web_stream_in(web_stream *st, uint8_t *p, size_t n)
 {
+    if (n)
+        st->last_active_ms = web_session_now(st->s);
     if (st->st == ST_INIT) {
         size_t take = OBFS2_FRAME_LEN - st->init_have;
         if (take > n)
@@ -322,6 +326,7 @@ void web_stream_read(web_stream *st)
         web_stream_close(st, 1);   /* the DC ended: the client learns by CLOSE */
         return;
     }
+    st->last_active_ms = web_session_now(s);
     crypto_ctr_apply(&st->dc.rx, data, got);
     crypto_ctr_apply(&st->cli.tx, data, got);
     uint8_t h[WS_HEADER_MAX];
@@ -369,6 +374,7 @@ static void stream_connected(web_stream *st)
     web_session *s = st->s;
     st->st = ST_RELAY;
     st->deadline_ms = 0;
+    st->last_active_ms = web_session_now(s);
     st->slot = metrics_dc_slot_get(s->env->metrics, st->dc_num, st->ip);
     if (st->slot)
         st->slot->connections++;
@@ -409,6 +415,29 @@ static void on_dc(loop_watch *w, uint32_t ev)
     web_session_update(s);
 }
 
+void web_stream_tick(web_stream *st, uint64_t now)
+{
+    web_session *s = st->s;
+    uint32_t idle = s->env->cfg->timeout_idle_ms;
+    int due = st->deadline_ms && now >= st->deadline_ms;
+    if (st->st == ST_CONNECT && due) {
+        web_stream_dial_next(st);
+    } else if (st->st == ST_INIT && due) {
+        /* debug, as conn.c's handshake timeouts: a client can make many */
+        log_debug("web", "stream %u: no obfuscated2 init within the handshake timeout", st->id);
+        web_session_metrics(s)->streams_init_timeout++;
+        web_stream_close(st, 1);
+    } else if (st->st == ST_RELAY && idle && now - st->last_active_ms >= idle) {
+        /* As a FakeTLS relay (conn.c, CS_RELAY): silence both ways for
+         * the idle timeout ends it; the carrier's pings are not its bytes. */
+        log_debug("web", "stream %u: idle timeout", st->id);
+        web_session_metrics(s)->streams_idle++;
+        web_stream_close(st, 1);
+    } else {
+        web_stream_grant(st, 1);
+    }
+}
+
 /* A new stream in INIT; NULL when memory is short. */
 web_stream *web_stream_open(web_session *s, uint32_t id)
 {
@@ -422,6 +451,12 @@ web_stream *web_stream_open(web_session *s, uint32_t id)
     st->w = (loop_watch){ .fd = -1, .fn = on_dc, .ctx = st };
     st->rx_window = STREAM_WINDOW;
     st->tx_window = STREAM_WINDOW;
+    /* Its slots are held from now: a stream that never sends its init
+     * gives them back after the handshake timeout, as a FakeTLS client
+     * that never finishes its hello and init is dropped. */
+    uint32_t hs = s->env->cfg->timeout_handshake_ms;
+    st->last_active_ms = web_session_now(s);
+    st->deadline_ms = hs ? st->last_active_ms + hs : 0;
     st->next = s->streams;
     s->streams = st;
     s->nstreams++;

@@ -213,6 +213,7 @@ TEST(web_limits_mux_refuses_open_over_a_limit_with_close)
     static web_tokens tokens;
     web_cap_entry caps[4];
     memset(caps, 0, sizeof caps);
+    memcpy(caps[3].key, cfg.secret_keys[1], sizeof caps[3].key);   /* bob's, as web_server builds */
     size_t carriers = 0;
     CHECK(loop_init_signals(&lp, 200, 0) == 0);
     metrics_init(&mx);
@@ -292,4 +293,163 @@ TEST(web_limits_mux_refuses_open_over_a_limit_with_close)
     ngraves = 0;
     secret_usage_destroy(u);
     loop_close(&lp);
+}
+
+/* ---- a stream's deadlines and its secret after a reload ---- */
+
+typedef struct {
+    tgf_config cfg;
+    loop lp;
+    metrics mx;
+    web_tokens tokens;
+    web_cap_entry caps[4];
+    size_t carriers;
+    secret_usage *u;
+    atomic_size_t inspected;
+    web_limits lim;
+    web_env env;
+    int sv[2];
+    web_session *s;
+} lim_fixture;
+
+/* A carrier of bob's dd link after HELLO/WELCOME; 0 on success. */
+static int fixture_up(lim_fixture *f)
+{
+    char err[256];
+    memset(f, 0, sizeof *f);
+    if (config_load_string(LIMITS_CONFIG, sizeof LIMITS_CONFIG - 1, "unit", &f->cfg, err,
+                           sizeof err) < 0 ||
+        loop_init_signals(&f->lp, 200, 0) < 0)
+        return -1;
+    metrics_init(&f->mx);
+    web_tokens_init(&f->tokens);
+    memcpy(f->caps[3].key, f->cfg.secret_keys[1], sizeof f->caps[3].key);
+    f->u = secret_usage_create();
+    f->lim = (web_limits){ .usage = f->u, .inspected = &f->inspected };
+    f->env = (web_env){ .loop = &f->lp, .metrics = &f->mx, .cfg = &f->cfg, .tokens = &f->tokens,
+                        .caps = f->caps, .ncaps = 4, .host = "proxy.example.com",
+                        .carriers = &f->carriers, .limits = &f->lim,
+                        .defer_free = lim_defer_free, .on_closed = lim_on_closed };
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, f->sv) < 0)
+        return -1;
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    f->s = web_session_start(&f->env, f->sv[0], (struct sockaddr *)&peer, sizeof peer);
+    if (!f->s)
+        return -1;
+    web_session_run(f->s);
+    if (web_session_force_carrier(f->s, 3) < 0)
+        return -1;
+    static const uint8_t hello[] = { 0x10, 0, 0, 0, 0, 0, 0, 1, 1 };
+    feed_frames(f->s, hello, sizeof hello);
+    uint8_t out[64];
+    return drain(f->sv[1], out, sizeof out) == 10 ? 0 : -1;
+}
+
+static void fixture_down(lim_fixture *f)
+{
+    if (f->s)
+        web_session_end(f->s, WEB_END_SHUTDOWN);
+    close(f->sv[1]);
+    for (size_t i = 0; i < ngraves; i++)
+        free(graves[i]);
+    ngraves = 0;
+    secret_usage_destroy(f->u);
+    loop_close(&f->lp);
+}
+
+TEST(web_limits_bare_open_gives_its_slots_back_at_the_handshake_timeout)
+{
+    static lim_fixture f;
+    CHECK(fixture_up(&f) == 0);
+    if (!f.s)
+        return;
+    uint8_t out[4096];
+    usage_slot *bob = secret_usage_slot(f.u, "bob");
+    uint64_t t0 = f.lp.now_ms;
+    size_t n = open_stream(f.s, f.sv[1], 1, out, sizeof out);   /* OPEN, never any DATA */
+    CHECK(!has_close(out, n, 1));
+    CHECK_EQ_INT(atomic_load(&bob->connections), 1);
+    uint32_t hs = f.cfg.timeout_handshake_ms;
+    CHECK(hs > 0);
+    f.lp.now_ms = t0 + hs - 1;
+    web_session_tick(f.s, f.lp.now_ms);
+    n = drain(f.sv[1], out, sizeof out);
+    CHECK(!has_close(out, n, 1));
+    CHECK_EQ_INT(atomic_load(&bob->connections), 1);
+    unit_stderr_begin();
+    f.lp.now_ms = t0 + hs;
+    web_session_tick(f.s, f.lp.now_ms);
+    unit_stderr_end();
+    n = drain(f.sv[1], out, sizeof out);
+    CHECK_MSG(has_close(out, n, 1), "no CLOSE for a stream past its handshake timeout");
+    CHECK_EQ_INT(atomic_load(&bob->connections), 0);
+    CHECK_EQ_INT(atomic_load(&f.inspected), 0);
+    CHECK_EQ_INT(f.mx.web.streams, 0);
+    CHECK_EQ_INT(f.mx.web.streams_init_timeout, 1);
+    CHECK(web_session_carrier_open(f.s));
+    /* the slot is free again: the next OPEN is admitted */
+    n = open_stream(f.s, f.sv[1], 2, out, sizeof out);
+    CHECK(!has_close(out, n, 2));
+    CHECK_EQ_INT(atomic_load(&bob->connections), 1);
+    fixture_down(&f);
+}
+
+TEST(web_limits_stream_follows_its_secrets_key_after_a_rename)
+{
+    static lim_fixture f;
+    static tgf_config renamed, gone;
+    CHECK(fixture_up(&f) == 0);
+    if (!f.s)
+        return;
+    uint8_t out[4096];
+    /* bob renamed robert, same key, robert's own limit */
+    renamed = f.cfg;
+    strcpy(renamed.secrets[1].name, "robert");
+    renamed.secrets[1].max_connections = 1;
+    f.env.cfg = &renamed;
+    unit_stderr_begin();
+    size_t n = open_stream(f.s, f.sv[1], 1, out, sizeof out);
+    int first_ok = !has_close(out, n, 1);
+    n = open_stream(f.s, f.sv[1], 2, out, sizeof out);
+    int second_closed = has_close(out, n, 2);
+    const char *log = unit_stderr_end();
+    CHECK(first_ok);
+    CHECK(second_closed);
+    usage_slot *robert = secret_usage_slot(f.u, "robert");
+    usage_slot *bob = secret_usage_slot(f.u, "bob");
+    CHECK_EQ_INT(atomic_load(&robert->connections), 1);
+    CHECK_EQ_INT(atomic_load(&bob->connections), 0);
+    CHECK_EQ_INT(atomic_load(&robert->refused[USAGE_MAX_CONNECTIONS]), 1);
+    CHECK_MSG(log && strstr(log, "of secret 'robert'"), "log: %s", log ? log : "(none)");
+    /* the key gone from the config: the carrier's copy (bob, max 1) */
+    gone = f.cfg;
+    memset(gone.secret_keys[1], 0x5a, sizeof gone.secret_keys[1]);
+    gone.secrets[1].max_connections = 0;
+    f.env.cfg = &gone;
+    n = open_stream(f.s, f.sv[1], 3, out, sizeof out);
+    CHECK(!has_close(out, n, 3));
+    CHECK_EQ_INT(atomic_load(&bob->connections), 1);
+    unit_stderr_begin();
+    n = open_stream(f.s, f.sv[1], 4, out, sizeof out);
+    unit_stderr_end();
+    CHECK(has_close(out, n, 4));
+    CHECK_EQ_INT(atomic_load(&bob->connections), 1);
+    f.env.cfg = &f.cfg;
+    web_session_end(f.s, WEB_END_SHUTDOWN);
+    CHECK_EQ_INT(atomic_load(&robert->connections), 0);
+    CHECK_EQ_INT(atomic_load(&bob->connections), 0);
+    fixture_down(&f);
+}
+
+TEST(web_limits_find_key)
+{
+    static tgf_config cfg;
+    char err[256];
+    CHECK(config_load_string(LIMITS_CONFIG, sizeof LIMITS_CONFIG - 1, "unit", &cfg, err,
+                             sizeof err) == 0);
+    CHECK(web_limits_find_key(&cfg, cfg.secret_keys[1]) == &cfg.secrets[1]);
+    CHECK(web_limits_find_key(&cfg, cfg.secret_keys[0]) == &cfg.secrets[0]);
+    uint8_t other[SECRET_KEY_LEN];
+    memset(other, 0x5a, sizeof other);
+    CHECK(web_limits_find_key(&cfg, other) == NULL);
 }
