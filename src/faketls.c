@@ -703,8 +703,11 @@ int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_spa
             }
             st->type = st->hdr[0];
             st->remaining = be16(st->hdr + 3);
-            if (st->remaining == 0)
+            if (st->remaining == 0) {
                 st->hdr_have = 0;
+                if (st->type == REC_APPDATA)
+                    st->finished = 1;
+            }
             continue;
         }
         size_t n = len - r < st->remaining ? len - r : st->remaining;
@@ -717,8 +720,11 @@ int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_spa
         }
         r += n;
         st->remaining = (uint16_t)(st->remaining - n);
-        if (st->remaining == 0)
+        if (st->remaining == 0) {
             st->hdr_have = 0;
+            if (st->type == REC_APPDATA)
+                st->finished = 1;
+        }
     }
     *count = n_spans;
     *used = r;

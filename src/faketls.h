@@ -192,6 +192,10 @@ typedef struct {
     uint8_t hdr_have;     /* header bytes collected for the current record */
     uint8_t type;         /* current record's type once hdr_have == 5 */
     uint16_t remaining;   /* payload bytes of the current record still due */
+    /* A whole application-data record has been read. In TLS terms the
+     * client's first one carries its Finished: a Go server counts the
+     * handshake complete (and its Close sends close_notify) from then on. */
+    uint8_t finished;
 } faketls_rx;
 
 void faketls_rx_init(faketls_rx *st);

@@ -922,6 +922,38 @@ TEST(faketls_rx_bad_version)
     CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 3, &n, &r), -1);
 }
 
+TEST(faketls_rx_finished_after_the_first_whole_appdata_record)
+{
+    /* The CCS, then a first application-data record split in three: only
+     * its last byte completes the Finished, in TLS terms. */
+    static const uint8_t stream[] = "\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x03abc";
+    const size_t len = sizeof stream - 1;
+    for (size_t cut = 0; cut <= len; cut++) {
+        uint8_t buf[32];
+        faketls_rx st;
+        size_t n = 0;
+        faketls_rx_init(&st);
+        memcpy(buf, stream, len);
+        CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, cut, &n, NULL), 0);
+        if (!CHECK_MSG(st.finished == (cut == len), "cut %zu: finished %d", cut, st.finished))
+            break;
+        CHECK_EQ_INT(faketls_rx_unwrap(&st, buf + cut, len - cut, &n, NULL), 0);
+        CHECK_EQ_INT(st.finished, 1);
+    }
+    /* A CCS or an alert-type record alone is not a Finished; an empty
+     * application-data record is a whole one. */
+    uint8_t buf[16];
+    faketls_rx st;
+    size_t n = 0;
+    faketls_rx_init(&st);
+    memcpy(buf, "\x14\x03\x03\x00\x01\x01\x15\x03\x03\x00\x02\x01\x00", 13);
+    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 13, &n, NULL), 0);
+    CHECK_EQ_INT(st.finished, 0);
+    memcpy(buf, "\x17\x03\x03\x00\x00", 5);
+    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 5, &n, NULL), 0);
+    CHECK_EQ_INT(st.finished, 1);
+}
+
 TEST(faketls_rx_large_record)
 {
     /* mtg accepts any uint16 length; so do we. */
