@@ -4,7 +4,8 @@ every connection whose handshake completed with an encrypted close_notify
 (crypto/tls Conn.Close) and then its FIN: one 24-byte application-data
 record. So does tgfront, when the DC ends the session and when it ends the
 session itself (idle timeout, drain, a DC it cannot reach); a record the
-client breaks gets Go's fatal alert first. Go counts the handshake complete
+client breaks (a version, length or type Go's record layer refuses) gets
+Go's fatal alert first. Go counts the handshake complete
 once it has read the client's Finished, which in FakeTLS is the client's
 first application-data record: before it, a close is a bare FIN, and a
 broken record gets the alert alone. A client that has not taken the bytes
@@ -189,6 +190,55 @@ def test_bad_record_followed_by_more_bytes_still_ends_with_a_fin(make_daemon, fa
         recs = closing(c, 5)
         assert len(recs) == 2, "%d records before the FIN, want 2: %s" % (
             len(recs), [r.hex() for _, r, _ in recs])
+
+
+def assert_alert_then_close_notify(recs, what):
+    assert len(recs) == 2, "%s: %d records before the FIN, want 2: %s" % (
+        what, len(recs), [r.hex() for _, r, _ in recs])
+    for i, (_, rec, plain) in enumerate(recs):
+        assert is_close_notify(rec, plain), "%s: record %d: %s (decrypted %s)" % (
+            what, i, rec.hex(), plain.hex())
+
+
+def test_oversized_record_gets_record_overflow_at_its_header(make_daemon, fakedc):
+    """Go refuses a record longer than 16384 + 256 from its header alone
+    (record_overflow): alert and close_notify without waiting for the body.
+    16640 bytes still pass."""
+    d = make_daemon()
+    with d.client() as c:
+        c.connect()
+        big = os.urandom(16640)
+        c.sock.sendall(b"\x17\x03\x03\x41\x00" + c._enc.update(big))
+        assert c.recv_exact(len(big)) == big
+        c.sock.sendall(b"\x17\x03\x03\x41\x01")   # 16641, no body follows
+        assert_alert_then_close_notify(closing(c, 5), "record of 16641 bytes")
+
+
+@pytest.mark.parametrize("rec", [b"\x15\x03\x03\x00\x02\x01\x00",
+                                 b"\x16\x03\x03\x00\x04\x18\x00\x00\x00",
+                                 b"\x14\x03\x03\x00\x01\x02"],
+                         ids=["alert", "handshake", "ccs-02"])
+def test_record_of_a_type_go_refuses_gets_the_alert(make_daemon, fakedc, rec):
+    """After the handshake only application data (and a CCS of 01, which Go
+    ignores) passes: anything else fails Go's record layer, alert then
+    close_notify. Once the record is whole, not at its header."""
+    d = make_daemon()
+    with d.client() as c:
+        c.connect()
+        assert round_trip(c, b"ok") == b"ok"
+        c.sock.sendall(rec[:-1])
+        assert not c.wait_closed(0.5), "closed before the record was complete"
+        c.sock.sendall(rec[-1:])
+        assert_alert_then_close_notify(closing(c, 5), "record %s" % rec.hex())
+
+
+def test_oversized_record_before_the_finished_gets_the_alert_alone(make_daemon, fakedc):
+    d = make_daemon()   # handshake timeout 3 s
+    with proven(d) as c:
+        t0 = time.monotonic()
+        c.sock.sendall(b"\x17\x03\x03\xff\xff")
+        assert_opaque_records(closing(c, 5), 1, "oversized first record")
+        assert time.monotonic() - t0 < 1.5, "the alert waited for the handshake timeout"
 
 
 def test_client_bytes_during_the_dc_dial_do_not_turn_the_fin_into_a_reset(make_daemon, fakedc):
