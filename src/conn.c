@@ -245,20 +245,23 @@ static void notify_client(conn *c, const close_reason_info *how)
     }
 }
 
-/* Linux turns a close() with unread bytes into a RST. A Go server has a
- * reader on its socket the whole time (and reads past a bad record's
- * header), so it closes with a FIN where we had stopped reading: during the
- * DC dial, behind a DC that does not take the up flow, after a bad record.
- * So before a FIN on the Telegram path what the client has queued is
- * discarded without a copy, a bounded amount. The fronted path is not
- * touched: it never closes with bytes unread (front_site_closed), and the
- * site's own resets must stay resets. */
+/* Linux turns a close() with unread bytes into a RST. The Go server a
+ * FakeTLS client believes it talks to (Caddy, HTTP/2 for tdlib's ALPN) has
+ * a reader on its socket the whole time, so it closes with a FIN where we
+ * had stopped reading: during the DC dial, behind a DC that does not take
+ * the up flow. So before a FIN on the Telegram path what the client has
+ * queued is discarded without a copy, a bounded amount. Not after a bad
+ * record: Go's record layer stops reading there, and the site's own close
+ * with the bytes behind it unread is a RST (tests/probes: "bad record
+ * inside a session"); we stop reading at the same place. The fronted path
+ * is not touched: it never closes with bytes unread (front_site_closed),
+ * and the site's own resets must stay resets. */
 #define CONN_DRAIN_ROUNDS 16
 #define CONN_DRAIN_BYTES (256 * 1024)
 
-static void drain_client(conn *c, const close_reason_info *how)
+static void drain_client(conn *c, close_reason reason, const close_reason_info *how)
 {
-    if (how->rst_client || c->fronted || c->cw.fd < 0)
+    if (how->rst_client || reason == CLOSE_BAD_RECORD || c->fronted || c->cw.fd < 0)
         return;
     if (c->state != CS_OBFS2_INIT && c->state != CS_DC_CONNECT && c->state != CS_RELAY)
         return;
@@ -275,7 +278,7 @@ void conn_close(conn *c, close_reason reason)
         return;
     const close_reason_info *how = close_reason_get(reason);
     notify_client(c, how);
-    drain_client(c, how);
+    drain_client(c, reason, how);
     account_secret(c);
     if (c->sec != NULL)
         secret_usage_release(c->sec);

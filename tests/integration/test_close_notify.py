@@ -13,10 +13,13 @@ already sent gets nothing more: its socket is closed as it is. Client bytes
 tgfront never read do not turn the FIN into a reset. The records are read
 off the wire here, not through the client's stream."""
 
+import fcntl
 import os
 import signal
 import socket
 import struct
+import subprocess
+import termios
 import time
 
 import pytest
@@ -179,17 +182,31 @@ def test_bad_record_ends_with_alert_then_close_notify(make_daemon, fakedc):
                 i, rec.hex(), plain.hex())
 
 
-def test_bad_record_followed_by_more_bytes_still_ends_with_a_fin(make_daemon, fakedc):
-    """Bytes behind the bad record, never read, must not turn the close
-    into a reset (a Go server reads them with the record)."""
+def test_bad_record_followed_by_more_bytes_ends_as_the_site_does(make_daemon, fakedc):
+    """Go's record layer stops reading at a bad record: the site's alert
+    and close_notify, then, with 64 KiB behind the record unread, its close
+    is a RST (tests/probes' "bad record inside a session" against Caddy).
+    tgfront does not read past the record either, nor discard the rest."""
     d = make_daemon()
     with d.client() as c:
         c.connect()
         assert round_trip(c, b"ok") == b"ok"
-        c.sock.sendall(b"\x17\x03\x01\x00\x05hello" + os.urandom(20000))
-        recs = closing(c, 5)
-        assert len(recs) == 2, "%d records before the FIN, want 2: %s" % (
-            len(recs), [r.hex() for _, r, _ in recs])
+        c.sock.sendall(b"\x17\x03\x01\x00\x05hello" + os.urandom(65536))
+        raw = bytearray()
+        reset = False
+        c.sock.settimeout(5)
+        while True:
+            try:
+                b = c.sock.recv(65536)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not b:
+                break
+            raw += b
+        assert len(raw) == 48 and raw[:5] == CLOSE_NOTIFY and raw[24:29] == CLOSE_NOTIFY, \
+            "want the alert and close_notify: %s" % bytes(raw).hex()
+        assert reset, "a FIN after the records: the site resets here"
 
 
 def assert_alert_then_close_notify(recs, what):
@@ -279,6 +296,54 @@ def test_client_close_notify_and_fin_change_nothing(make_daemon, fakedc):
             "echo: %s" % [r.hex() for _, r, _ in recs]
         assert_one_close_notify(recs[-1:], "DC FIN after the client's")
         assert not any(is_close_notify(r, p) for _, r, p in recs[:-1])
+
+
+def unread_at_daemon(d, sock):
+    """Bytes queued, unread, in the daemon's socket for this client (ss's
+    Recv-Q of the daemon's end), or None when it is not found."""
+    cport = sock.getsockname()[1]
+    out = subprocess.run(["ss", "-tnH", "state", "established",
+                          "( sport = :%d and dport = :%d )" % (d.port, cport)],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def unsent_at_client(sock):
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def test_idle_close_behind_a_dc_that_does_not_read_is_a_fin(make_daemon, fakedc):
+    """The DC stops reading and tgfront, its buffers toward the DC full,
+    stops reading the client, which has bytes queued in tgfront's socket
+    (and none left in its own): the idle timeout's close still ends with
+    close_notify and a FIN, not the reset a close with unread bytes gives."""
+    d = make_daemon(tables={"network.timeout": {"idle": "2s"}})
+    fakedc.mode = "stall"
+    fakedc.stall_release.clear()
+    try:
+        with d.client() as c:
+            c.connect()
+            stalled_since = None
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 10:
+                q = unread_at_daemon(d, c.sock)
+                if q and unsent_at_client(c.sock) == 0:
+                    stalled_since = stalled_since or time.monotonic()
+                    if time.monotonic() - stalled_since > 0.3:
+                        break   # tgfront has stopped reading, the client sent all
+                    time.sleep(0.05)
+                    continue
+                stalled_since = None
+                if unsent_at_client(c.sock) == 0:
+                    c.send(os.urandom(16384))
+                else:
+                    time.sleep(0.02)
+            else:
+                pytest.fail("never had bytes queued unread at tgfront with none left at the client")
+            assert_one_close_notify(closing(c, 10), "idle close behind a stalled DC")
+    finally:
+        fakedc.mode = "echo"
+        fakedc.stall_release.set()
 
 
 def test_drain_with_slow_reader_keeps_the_stream_whole(make_daemon, fakedc):
