@@ -8,9 +8,13 @@
  * A Telegram client past the ServerHello believes it speaks TLS to the site,
  * so every FIN we decide on ends as a Go server's would: idle timeouts,
  * drains, DC failures, a bad init frame all go through net/http's or the
- * handshake's Close, which sends close_notify; a record its stack refuses
- * (a wrong type, too long) gets its fatal alert first. What the client did (its reset, its
- * socket failing) and the DC's reset passed on as RST get nothing. */
+ * handshake's Close, which sends close_notify once the handshake is
+ * complete (the client's Finished read: its first application-data record
+ * here; before it, nothing); a record Go's record layer refuses (a wrong
+ * version, type or ChangeCipherSpec, too long: faketls.c) gets its fatal
+ * alert first, or alone before the Finished. What the client did (its
+ * reset, its socket failing) and the DC's reset passed on as RST get
+ * nothing. */
 static const close_reason_info table[CLOSE_REASON_COUNT] = {
     [CLOSE_NONE] = { "none", 0, 0, 0 },
     [CLOSE_DONE] = { "done", 0, 0, 1 },

@@ -32,7 +32,8 @@ typedef struct {
      * closes a connection whose handshake completed (crypto/tls Conn.Close
      * sends close_notify; a bad record first gets its fatal alert): 0, 1
      * (close_notify) or 2 (alert, then close_notify). Only for Telegram
-     * clients after the ServerHello; never with an RST. */
+     * clients after the ServerHello, and before the client's Finished only
+     * the fatal alert (2 becomes 1, 1 becomes 0); never with an RST. */
     unsigned alerts : 2;
 } close_reason_info;
 

@@ -204,14 +204,18 @@ static void account_secret(conn *c)
 
 /* ---------- teardown ---------- */
 
-/* We end a session whose TLS handshake the client saw complete: it gets
- * what Go's Conn.Close writes first (close_reason.c says which reasons),
- * in one non-blocking send from the stack. Not when the DC's FIN already
+/* We end a session whose TLS handshake is complete: the client gets what
+ * Go's Conn.Close writes first (close_reason.c says which reasons), in one
+ * non-blocking send from the stack. Go counts the handshake complete once
+ * it has read the client's Finished, the client's first application-data
+ * record here (rx.finished): before it, Close sends nothing, and a record
+ * Go refuses gets its fatal alert alone. Not when the DC's FIN already
  * queued one (down.eof), nor behind bytes the client has not taken
  * (down.len: a full socket gets no more, it is just closed): the stream
- * must stay whole records, each sent once. A socket with room for only part
- * of the record (under 24 bytes free) keeps that part, as a write cut by
- * Go's 5 s close deadline would. */
+ * must stay whole records, each sent once. Go's closeNotify waits up to
+ * 5 s (a write deadline) for the socket to take the record; we do not
+ * wait: a socket with no room gets nothing, one with room for part of it
+ * keeps that part. */
 static void notify_client(conn *c, const close_reason_info *how)
 {
     if (!how->alerts || c->fronted || c->cw.fd < 0 || c->down.len || c->down.eof ||
@@ -219,12 +223,18 @@ static void notify_client(conn *c, const close_reason_info *how)
         return;
     if (c->state != CS_OBFS2_INIT && c->state != CS_DC_CONNECT && c->state != CS_RELAY)
         return;
+    unsigned alerts = how->alerts;
+    if (!c->rx.finished) {
+        if (alerts < 2)
+            return;
+        alerts = 1;   /* the fatal alert, no close_notify */
+    }
     uint8_t rec[2 * RELAY_CLOSE_NOTIFY_LEN];
     relay_xform x = { .kind = RELAY_TG_DOWN, .second = c->cli_keyed ? &c->cli.tx : NULL,
                       .same_streams = c->fast, .tx_records = &c->tx_records,
                       .tx_bytes = &c->tx_bytes };
     size_t n = 0;
-    for (unsigned i = 0; i < how->alerts && i < 2; i++)
+    for (unsigned i = 0; i < alerts && i < 2; i++)
         n += relay_close_notify(&x, rec + n);
     c->down.shut = 1;
     ssize_t sent = n ? send(c->cw.fd, rec, n, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
@@ -235,12 +245,40 @@ static void notify_client(conn *c, const close_reason_info *how)
     }
 }
 
+/* Linux turns a close() with unread bytes into a RST. The Go server a
+ * FakeTLS client believes it talks to (Caddy, HTTP/2 for tdlib's ALPN) has
+ * a reader on its socket the whole time, so it closes with a FIN where we
+ * had stopped reading: during the DC dial, behind a DC that does not take
+ * the up flow. So before a FIN on the Telegram path what the client has
+ * queued is discarded without a copy, a bounded amount. Not after a bad
+ * record: Go's record layer stops reading there, and the site's own close
+ * with the bytes behind it unread is a RST (tests/probes: "bad record
+ * inside a session"); we stop reading at the same place. The fronted path
+ * is not touched: it never closes with bytes unread (front_site_closed),
+ * and the site's own resets must stay resets. */
+#define CONN_DRAIN_ROUNDS 16
+#define CONN_DRAIN_BYTES (256 * 1024)
+
+static void drain_client(conn *c, close_reason reason, const close_reason_info *how)
+{
+    if (how->rst_client || reason == CLOSE_BAD_RECORD || c->fronted || c->cw.fd < 0)
+        return;
+    if (c->state != CS_OBFS2_INIT && c->state != CS_DC_CONNECT && c->state != CS_RELAY)
+        return;
+    for (int i = 0; i < CONN_DRAIN_ROUNDS; i++) {
+        ssize_t n = recv(c->cw.fd, NULL, CONN_DRAIN_BYTES, MSG_DONTWAIT | MSG_TRUNC);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            return;
+    }
+}
+
 void conn_close(conn *c, close_reason reason)
 {
     if (closed(c))
         return;
     const close_reason_info *how = close_reason_get(reason);
     notify_client(c, how);
+    drain_client(c, reason, how);
     account_secret(c);
     if (c->sec != NULL)
         secret_usage_release(c->sec);

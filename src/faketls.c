@@ -37,6 +37,7 @@ static const char *const reason_names[FAKETLS_R_COUNT] = {
     [FAKETLS_R_SNI_MISMATCH] = "sni_mismatch",
     [FAKETLS_R_BAD_DIGEST] = "bad_digest",
     [FAKETLS_R_TIME_SKEW] = "time_skew",
+    [FAKETLS_R_BAD_TYPE] = "bad_type",
 };
 
 const char *faketls_reason_name(faketls_reason r)
@@ -685,6 +686,34 @@ void faketls_rx_init(faketls_rx *st)
     memset(st, 0, sizeof *st);
 }
 
+/* What Go's crypto/tls (TLS 1.3, once the ServerHello is out: Caddy's
+ * stack) refuses in the client's records, each with a fatal alert: a
+ * version other than 03 03 (protocol_version) and a length over 16384 +
+ * 256 (record_overflow), both from the header alone; a ChangeCipherSpec
+ * other than the one byte 01 (decode_error) and any type but application
+ * data and CCS (its AEAD check fails: bad_record_mac), both once the whole
+ * record is in. A CCS is otherwise ignored, as Go ignores it; what Go's
+ * AEAD would refuse inside application data FakeTLS cannot tell. */
+#define RX_MAX_RECORD (16384 + 256)
+
+static int rx_refuse(size_t n_spans, size_t r, size_t *count, size_t *used,
+                     faketls_reason *reason, faketls_reason why)
+{
+    *count = n_spans;
+    *used = r;
+    if (reason)
+        *reason = why;
+    return -1;
+}
+
+/* The current record is complete. */
+static void rx_record_done(faketls_rx *st)
+{
+    st->hdr_have = 0;
+    if (st->type == REC_APPDATA)
+        st->finished = 1;
+}
+
 int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_span *spans,
                      size_t max, size_t *count, size_t *used, faketls_reason *reason)
 {
@@ -694,31 +723,38 @@ int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_spa
             st->hdr[st->hdr_have++] = buf[r++];
             if (st->hdr_have < FAKETLS_HEADER_LEN)
                 continue;
-            if (st->hdr[1] != 0x03 || st->hdr[2] != 0x03) {
-                *count = n_spans;
-                *used = r;
-                if (reason)
-                    *reason = FAKETLS_R_BAD_VERSION;
-                return -1;
-            }
+            if (st->hdr[1] != 0x03 || st->hdr[2] != 0x03)
+                return rx_refuse(n_spans, r, count, used, reason, FAKETLS_R_BAD_VERSION);
             st->type = st->hdr[0];
             st->remaining = be16(st->hdr + 3);
-            if (st->remaining == 0)
-                st->hdr_have = 0;
+            if (st->remaining > RX_MAX_RECORD)
+                return rx_refuse(n_spans, r, count, used, reason, FAKETLS_R_BAD_RECORD_LEN);
+            st->refused = st->type != REC_APPDATA &&
+                          !(st->type == REC_CCS && st->remaining == 1);
+            if (st->remaining == 0) {
+                rx_record_done(st);
+                if (st->refused)
+                    return rx_refuse(n_spans, r, count, used, reason, FAKETLS_R_BAD_TYPE);
+            }
             continue;
         }
         size_t n = len - r < st->remaining ? len - r : st->remaining;
-        /* Only application data carries the stream; the rest (the client's
-         * ChangeCipherSpec) is dropped as mtg does. */
+        /* Only application data carries the stream; the client's
+         * ChangeCipherSpec is dropped, as mtg and Go do. */
         if (st->type == REC_APPDATA) {
             if (n_spans == max)
                 break;
             spans[n_spans++] = (faketls_span){ .off = r, .len = n };
+        } else if (st->type == REC_CCS && buf[r] != 0x01) {
+            st->refused = 1;
         }
         r += n;
         st->remaining = (uint16_t)(st->remaining - n);
-        if (st->remaining == 0)
-            st->hdr_have = 0;
+        if (st->remaining == 0) {
+            rx_record_done(st);
+            if (st->refused)
+                return rx_refuse(n_spans, r, count, used, reason, FAKETLS_R_BAD_TYPE);
+        }
     }
     *count = n_spans;
     *used = r;

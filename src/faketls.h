@@ -55,7 +55,7 @@ typedef enum faketls_reason {
     FAKETLS_R_NONE,
     FAKETLS_R_NOT_HANDSHAKE,      /* record type is not 0x16 */
     FAKETLS_R_BAD_VERSION,        /* record version not 03 01 (03 03 after) */
-    FAKETLS_R_BAD_RECORD_LEN,     /* record length 0 or > 16384 */
+    FAKETLS_R_BAD_RECORD_LEN,     /* record length 0 or > 16384 (> 16640 after) */
     FAKETLS_R_TOO_MANY_RECORDS,   /* hello needs more than 11 records */
     FAKETLS_R_TOO_LONG,           /* handshake length > FAKETLS_HELLO_MAX */
     FAKETLS_R_NOT_CLIENT_HELLO,   /* handshake type not 1 */
@@ -65,6 +65,7 @@ typedef enum faketls_reason {
     FAKETLS_R_SNI_MISMATCH,       /* secret's hostname not among the names */
     FAKETLS_R_BAD_DIGEST,         /* HMAC does not prove the secret */
     FAKETLS_R_TIME_SKEW,          /* timestamp outside the tolerance */
+    FAKETLS_R_BAD_TYPE,           /* after the hello: a record Go refuses by type */
     FAKETLS_R_COUNT
 } faketls_reason;
 
@@ -192,18 +193,25 @@ typedef struct {
     uint8_t hdr_have;     /* header bytes collected for the current record */
     uint8_t type;         /* current record's type once hdr_have == 5 */
     uint16_t remaining;   /* payload bytes of the current record still due */
+    /* A whole application-data record has been read. In TLS terms the
+     * client's first one carries its Finished: a Go server counts the
+     * handshake complete (and its Close sends close_notify) from then on. */
+    uint8_t finished;
+    uint8_t refused;      /* the current record fails once it is complete */
 } faketls_rx;
 
 void faketls_rx_init(faketls_rx *st);
 
 /* Unwraps buf[0..len) in place: the payload of application-data (0x17)
  * records is moved to the front of buf and its length stored in *out_len;
- * payloads of other record types (the client's ChangeCipherSpec) are
- * dropped, as mtg does. Any record length 0..65535 is accepted.
- * Returns 0, or -1 when a record's version is not 03 03 (*reason =
- * FAKETLS_R_BAD_VERSION; the stream is then unusable). On -1, *out_len
- * still holds the payload recovered before the bad header. reason may be
- * NULL. */
+ * the client's ChangeCipherSpec (14 03 03 00 01 01) is dropped, as mtg and
+ * Go do. Returns 0, or -1 on a record Go's TLS 1.3 stack refuses with a
+ * fatal alert (the stream is then unusable; faketls.c says which): a
+ * version other than 03 03 (*reason = FAKETLS_R_BAD_VERSION) or a length
+ * over 16640 (FAKETLS_R_BAD_RECORD_LEN), both at the header; another type,
+ * or a ChangeCipherSpec other than 01 (FAKETLS_R_BAD_TYPE), once the
+ * record is complete. On -1, *out_len still holds the payload recovered
+ * before the refused record. reason may be NULL. */
 int faketls_rx_unwrap(faketls_rx *st, uint8_t *buf, size_t len,
                       size_t *out_len, faketls_reason *reason);
 
@@ -216,9 +224,8 @@ typedef struct {
  * record stream over buf[0..len) and lists the application-data payload
  * runs in order in spans[0..*count), at most max of them (max >= 1). *used
  * is how much of buf was parsed: len, unless the spans ran out first (then
- * call again with buf + *used). Returns 0, or -1 when a record's version is
- * not 03 03 (*reason = FAKETLS_R_BAD_VERSION; the runs before the bad
- * header are listed). reason may be NULL. */
+ * call again with buf + *used). Returns 0, or -1 on a refused record, as
+ * faketls_rx_unwrap (the runs before it are listed). reason may be NULL. */
 int faketls_rx_spans(faketls_rx *st, const uint8_t *buf, size_t len, faketls_span *spans,
                      size_t max, size_t *count, size_t *used, faketls_reason *reason);
 

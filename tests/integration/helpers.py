@@ -125,3 +125,24 @@ def round_trip(client, data, chunk=None):
 
 def rand(n):
     return os.urandom(n)
+
+
+# ---- how a FakeTLS session ends on the wire ----
+
+CLOSE_NOTIFY = b"\x17\x03\x03\x00\x13"   # application data, 19 bytes
+
+
+def is_close_notify(rec, plain):
+    """A 24-byte record whose payload, on the client's stream, is the start
+    of a packet that never completes (7f LL LL 00: what tgfront's
+    close_notify decrypts to for the MTProto transport)."""
+    return (len(rec) == 24 and rec[:5] == CLOSE_NOTIFY and len(plain) == 19 and
+            plain[0] == 0x7F and plain[1] >= 64 and plain[2:4] == b"\x00\x00")
+
+
+def assert_one_close_notify(recs, what):
+    assert len(recs) == 1, "%s: %d records before the FIN, want one close_notify: %s" % (
+        what, len(recs), [r.hex() for _, r, _ in recs])
+    _, rec, plain = recs[0]
+    assert is_close_notify(rec, plain), "%s: not a close_notify: %s (decrypted %s)" % (
+        what, rec.hex(), plain.hex())

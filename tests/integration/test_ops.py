@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from helpers import assert_fronted, rand, round_trip, wait_data
+from helpers import assert_fronted, assert_one_close_notify, rand, round_trip, wait_data
 from socks5server import Socks5Server
 from tlsutil import HTTPSServer, TestCA
 
@@ -90,7 +90,8 @@ def test_socks5_wrong_password_closes_and_says_why(make_daemon, socks):
     d = make_daemon(tables={"network": {"proxies": ["socks5://alice:wrong@%s:%d" % s.addr]}})
     with d.client() as c:
         c.connect()
-        c.recv_close_notify()   # the client was closed, as a Go TLS server closes
+        # the client was closed as a Go TLS server closes: close_notify, FIN
+        assert_one_close_notify(c.recv_closing_records(10), "SOCKS5 login refused")
     assert s.auth_failures >= 1
     wait_until(lambda: "refused the user name or password" in d.stderr(), 5, "the log line")
     assert "wrong" not in d.stderr()
@@ -102,7 +103,7 @@ def test_socks5_connect_refused_by_proxy(make_daemon, socks):
     d = make_daemon(tables={"network": {"proxies": ["socks5://%s:%d" % s.addr]}})
     with d.client() as c:
         c.connect()
-        c.recv_close_notify()
+        assert_one_close_notify(c.recv_closing_records(10), "SOCKS5 CONNECT refused")
     wait_until(lambda: "connection not allowed by ruleset" in d.stderr(), 5, "the log line")
     text = scrape(d)
     assert sample(text, "mtg_connections_closed_total", reason="dc_unreachable") >= 1

@@ -290,6 +290,7 @@ class FakeTLSClient:
         self._rxbuf = bytearray()     # decrypted, not yet returned
         self._rawbuf = bytearray()    # raw TLS bytes not yet parsed
         self._eof = False
+        self.was_reset = False        # the stream ended with a reset, not a FIN
         self.max_record_seen = 0      # largest record payload from the server
 
     # -- steps, usable separately by tests
@@ -394,6 +395,7 @@ class FakeTLSClient:
             chunk = self.sock.recv(65536)
         except ConnectionResetError:
             chunk = b""
+            self.was_reset = True
         if not chunk:
             self._eof = True
             return False
@@ -430,13 +432,17 @@ class FakeTLSClient:
         its FIN, one 19-byte record (the encrypted close_notify). Its
         payload reaches the stream as the start of a packet that never
         completes (7f LL LL 00: a length longer than what follows in every
-        MTProto framing), then EOF. Raises ProtocolError otherwise."""
+        MTProto framing), then EOF: a FIN, not a reset. Raises ProtocolError
+        otherwise."""
         tail = bytearray()
         while True:
             b = self.recv()
             if not b:
                 break
             tail += b
+        if self.was_reset:
+            raise ProtocolError("reset instead of a FIN after %d bytes %s"
+                                % (len(tail), bytes(tail[:8]).hex()))
         if len(tail) != 19 or tail[0] != 0x7F or tail[2:4] != b"\x00\x00" or tail[1] < 64:
             raise ProtocolError("expected a close_notify-sized record then EOF, got %d bytes %s"
                                 % (len(tail), bytes(tail[:8]).hex()))

@@ -853,9 +853,9 @@ static size_t rx_stream(uint8_t *s, uint8_t *payload, size_t *plen)
             s[w] = payload[p++] = (uint8_t)(k * 31 + i);
             w++;
         }
-        if (k == 1) {   /* an alert-type record in between is skipped too */
-            memcpy(s + w, "\x15\x03\x03\x00\x02\x01\x00", 7);
-            w += 7;
+        if (k == 1) {   /* a CCS in between is skipped too (Go ignores it) */
+            memcpy(s + w, "\x14\x03\x03\x00\x01\x01", 6);
+            w += 6;
         }
     }
     *plen = p;
@@ -922,19 +922,101 @@ TEST(faketls_rx_bad_version)
     CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 3, &n, &r), -1);
 }
 
-TEST(faketls_rx_large_record)
+TEST(faketls_rx_finished_after_the_first_whole_appdata_record)
 {
-    /* mtg accepts any uint16 length; so do we. */
-    static uint8_t buf[70000];
+    /* The CCS, then a first application-data record split in three: only
+     * its last byte completes the Finished, in TLS terms. */
+    static const uint8_t stream[] = "\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x03" "abc";
+    const size_t len = sizeof stream - 1;
+    for (size_t cut = 0; cut <= len; cut++) {
+        uint8_t buf[32];
+        faketls_rx st;
+        size_t n = 0;
+        faketls_rx_init(&st);
+        memcpy(buf, stream, len);
+        CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, cut, &n, NULL), 0);
+        if (!CHECK_MSG(st.finished == (cut == len), "cut %zu: finished %d", cut, st.finished))
+            break;
+        CHECK_EQ_INT(faketls_rx_unwrap(&st, buf + cut, len - cut, &n, NULL), 0);
+        CHECK_EQ_INT(st.finished, 1);
+    }
+    /* CCS records are not a Finished; an empty application-data record
+     * is a whole one. */
+    uint8_t buf[16];
     faketls_rx st;
     size_t n = 0;
     faketls_rx_init(&st);
-    memcpy(buf, "\x17\x03\x03\xff\xff", 5);
-    for (size_t i = 0; i < 65535; i++)
+    memcpy(buf, "\x14\x03\x03\x00\x01\x01\x14\x03\x03\x00\x01\x01", 12);
+    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 12, &n, NULL), 0);
+    CHECK_EQ_INT(st.finished, 0);
+    memcpy(buf, "\x17\x03\x03\x00\x00", 5);
+    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 5, &n, NULL), 0);
+    CHECK_EQ_INT(st.finished, 1);
+}
+
+/* A record Go refuses, fed whole and one byte at a time: -1 with why
+ * exactly when the byte at fail_at (0-based) has been fed, the payload of
+ * the records before it recovered. */
+static void check_refused(const char *what, const uint8_t *rec, size_t len, size_t fail_at,
+                          faketls_reason why)
+{
+    static uint8_t buf[20000];
+    faketls_rx st;
+    faketls_reason r = FAKETLS_R_NONE;
+    size_t n = 99;
+    faketls_rx_init(&st);
+    memcpy(buf, "\x17\x03\x03\x00\x02ok", 7);
+    memcpy(buf + 7, rec, len);
+    CHECK_MSG(faketls_rx_unwrap(&st, buf, 7 + len, &n, &r) == -1, "%s: not refused", what);
+    CHECK_MSG(r == why, "%s: reason %s", what, faketls_reason_name(r));
+    CHECK_MSG(n == 2 && memcmp(buf, "ok", 2) == 0, "%s: %zu payload bytes before it", what, n);
+    faketls_rx_init(&st);
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = rec[i];
+        int rc = faketls_rx_unwrap(&st, &b, 1, &n, NULL);
+        if (!CHECK_MSG(rc == (i == fail_at ? -1 : 0), "%s: byte %zu: %d", what, i, rc) || rc)
+            break;
+    }
+}
+
+TEST(faketls_rx_refuses_what_go_refuses)
+{
+    static uint8_t rec[20000];
+    /* Too long: at the header, before its body. */
+    memcpy(rec, "\x17\x03\x03\x41\x01", 5);   /* 16641 */
+    check_refused("17 len 16641", rec, 5, 4, FAKETLS_R_BAD_RECORD_LEN);
+    memcpy(rec, "\x14\x03\x03\xff\xff", 5);
+    check_refused("14 len 65535", rec, 5, 4, FAKETLS_R_BAD_RECORD_LEN);
+    /* Another type: once the whole record is in. */
+    memcpy(rec, "\x15\x03\x03\x00\x02\x01\x00", 7);
+    check_refused("alert", rec, 7, 6, FAKETLS_R_BAD_TYPE);
+    memcpy(rec, "\x16\x03\x03\x00\x00", 5);
+    check_refused("empty handshake", rec, 5, 4, FAKETLS_R_BAD_TYPE);
+    memcpy(rec, "\x18\x03\x03\x00\x03" "abc", 8);
+    check_refused("type 18", rec, 8, 7, FAKETLS_R_BAD_TYPE);
+    /* A ChangeCipherSpec other than 01. */
+    memcpy(rec, "\x14\x03\x03\x00\x01\x02", 6);
+    check_refused("CCS 02", rec, 6, 5, FAKETLS_R_BAD_TYPE);
+    memcpy(rec, "\x14\x03\x03\x00\x02\x01\x01", 7);
+    check_refused("CCS of 2 bytes", rec, 7, 6, FAKETLS_R_BAD_TYPE);
+    memcpy(rec, "\x14\x03\x03\x00\x00", 5);
+    check_refused("empty CCS", rec, 5, 4, FAKETLS_R_BAD_TYPE);
+}
+
+TEST(faketls_rx_largest_record)
+{
+    /* 16640 bytes (16384 + 256, Go's TLS 1.3 limit) pass. */
+    static uint8_t buf[17000];
+    faketls_rx st;
+    size_t n = 0;
+    faketls_rx_init(&st);
+    memcpy(buf, "\x17\x03\x03\x41\x00", 5);
+    for (size_t i = 0; i < 16640; i++)
         buf[5 + i] = (uint8_t)i;
-    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 65540, &n, NULL), 0);
-    CHECK_EQ_INT(n, 65535);
-    CHECK_EQ_INT(buf[65534], (uint8_t)65534);
+    CHECK_EQ_INT(faketls_rx_unwrap(&st, buf, 16645, &n, NULL), 0);
+    CHECK_EQ_INT(n, 16640);
+    CHECK_EQ_INT(buf[16639], (uint8_t)16639);
+    CHECK_EQ_INT(st.finished, 1);
 }
 
 TEST(faketls_tx_header)

@@ -233,16 +233,16 @@ TEST(relay_tg_up_strips_records_at_every_split)
 {
     static uint8_t wire[6000], payload[6000], out[6000];
     size_t wire_len = 0, pay_len = 0;
-    static const size_t sizes[] = { 1, 0, 17, 300, 5, 1000, 2, 64, 1500 };
+    static const size_t sizes[] = { 1, 0, 17, 1, 5, 1000, 2, 64, 1500, 300 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint8_t type = i == 3 ? 0x14 : 0x17;
+        uint8_t type = i == 3 ? 0x14 : 0x17;   /* the CCS, 01 */
         wire[wire_len++] = type;
         wire[wire_len++] = 3;
         wire[wire_len++] = 3;
         wire[wire_len++] = (uint8_t)(sizes[i] >> 8);
         wire[wire_len++] = (uint8_t)sizes[i];
         for (size_t j = 0; j < sizes[i]; j++) {
-            uint8_t v = (uint8_t)(i * 40 + j);
+            uint8_t v = type == 0x14 ? 1 : (uint8_t)(i * 40 + j);
             wire[wire_len++] = v;
             if (type == 0x17)
                 payload[pay_len++] = v;
