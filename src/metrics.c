@@ -184,10 +184,13 @@ size_t metrics_render(const metrics *const *ms, size_t n, const char *prefix, ch
 
     prom_counter(&s, prefix, "handshake_rejected",
             "ClientHellos that failed the FakeTLS check, by reason (tgfront).");
+    /* bad_type is a reason for records after the hello only (a client's
+     * session then ends as bad_record): no hello is ever rejected for it. */
     for (int r = 1; r < FAKETLS_R_COUNT; r++)
-        prom_emit(&s, "%s_handshake_rejected_total{reason=\"%s\"} %llu\n", prefix,
-             faketls_reason_name((faketls_reason)r),
-             (unsigned long long)SUM(handshake_rejected[r]));
+        if (r != FAKETLS_R_BAD_TYPE)
+            prom_emit(&s, "%s_handshake_rejected_total{reason=\"%s\"} %llu\n", prefix,
+                 faketls_reason_name((faketls_reason)r),
+                 (unsigned long long)SUM(handshake_rejected[r]));
 
     prom_counter(&s, prefix, "connections_closed", "Finished connections by close reason (tgfront).");
     for (int r = 1; r < CLOSE_REASON_COUNT; r++)
