@@ -34,7 +34,10 @@ OTHER_DOMAIN=other.example
 OTHER_SITE=other.test
 EXTRA_NS= EXTRA_PIDS= EXTRA_CTRS= EXTRA_VOLS=
 ENGINE_MS=0
-RUN_ID=$$
+# PID and a random part: PIDs wrap (pid_max is 32768 here), and a run that
+# was killed before its cleanup leaves containers, volumes and namespaces
+# under its names; several engineers run this suite on one machine.
+RUN_ID=$$-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 NS=tgfront-smoke-$RUN_ID
 CTR=tgfront-smoke-$RUN_ID
 CTR2=tgfront-smoke2-$RUN_ID
@@ -169,6 +172,14 @@ build_image() {
         echo "$PASSED passed, $FAILED failed"
         exit 1
     fi
+}
+
+# The checks run the image by its ID: another run of this suite (another
+# worktree, the same tag) may build and tag an image of its own meanwhile.
+pin_image() {
+    id=$($ENGINE image inspect --format '{{.Id}}' "$IMAGE_TAG" 2>/dev/null) || image_die "no image $IMAGE_TAG"
+    echo "smoke: testing $IMAGE_TAG as ${id#sha256:}"
+    IMAGE_TAG=$id
 }
 
 # --- checks ------------------------------------------------------------------------
@@ -672,6 +683,7 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     build_image
+    pin_image
     check_archive
     check_metadata
     check_labels
