@@ -69,6 +69,22 @@ now_ms() {
     echo $(($(date +%s%N) / 1000000))
 }
 
+# eventually SECONDS CMD...: runs CMD until it succeeds, for at most SECONDS
+# seconds; for what arrives asynchronously (a log line, a reload). Returns
+# CMD's last status; the caller's message names what it waited for.
+eventually() {
+    ev_limit=$(($1 * 1000)) ev_t0=$(now_ms)
+    shift
+    while ! "$@"; do
+        [ $(($(now_ms) - ev_t0)) -lt "$ev_limit" ] || return 1
+        sleep 0.2
+    done
+}
+
+not() {
+    ! "$@"
+}
+
 # --- setup and cleanup -----------------------------------------------------------
 
 need_tools() {
@@ -384,15 +400,21 @@ check_probe() {
     marker="probe-$RUN_ID"
     if https_get "$CTR" -k --interface 127.0.0.2 -A "$marker" -o /dev/null -w '%{http_code}' >"$WORK/probe.code" &&
         [ "$(cat "$WORK/probe.code")" = 200 ]; then
-        sleep 0.5
+        # Caddy logs the request after answering it, and the line reaches
+        # the engine's log through s6's logger: wait for it.
+        eventually $(($(patient) * 10)) probe_logged "$marker" || true
         line=$($ENGINE logs "$CTR" 2>&1 | grep "$marker" | grep '"http.log.access' | tail -n 1)
         case $line in
             *'"remote_ip":"127.0.0.2"'*) ok "probe without secret reaches Caddy; access log shows the prober's address 127.0.0.2" ;;
-            *) fail "access log line for the probe lacks remote_ip 127.0.0.2: ${line:-none}" ;;
+            *) fail "access log line for the probe lacks remote_ip 127.0.0.2 (waited up to $(($(patient) * 10)) s for it): ${line:-none}" ;;
         esac
     else
         fail "probe with the right SNI and no secret got no HTTP answer"
     fi
+}
+
+probe_logged() {
+    $ENGINE logs "$CTR" 2>&1 | grep "$1" | grep -q '"http.log.access'
 }
 
 # Secrets from the printed links (hex and base64 forms), one per line.
@@ -648,12 +670,15 @@ check_named_secrets() {
     fi
     printf 'carol:%s\n' "$sc" >"$WORK/secrets/list"
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then
-        sleep 0.5
-        if faketls_ok "$CTR3" "$sc" && ! faketls_ok "$CTR3" "$sb" && faketls_ok "$CTR3" "$sa"; then
+        # reload returns once tgfront has its SIGHUP; tgfront then reads the
+        # file and each worker adopts the new secrets on its own loop.
+        wait_s=$(($(patient) * 10))
+        if eventually "$wait_s" faketls_ok "$CTR3" "$sc" && eventually "$wait_s" not faketls_ok "$CTR3" "$sb" &&
+            faketls_ok "$CTR3" "$sa"; then
             ok "$ENGINE exec reload: the added secret is served, the removed one is not ($out)"
         else
             $ENGINE logs "$CTR3" 2>&1 | tail -n 10
-            fail "after reload: $(cat "$WORK/faketls.out")"
+            fail "after reload (waited up to $wait_s s for each change): $(cat "$WORK/faketls.out")"
         fi
     else
         fail "$ENGINE exec reload: $out"
