@@ -28,6 +28,7 @@ netns_cleanup() {
     for p in $EXTRA_PIDS; do
         kill "$p" 2>/dev/null
     done
+    [ ! -s "$WORK/p80.pid" ] || kill "$(cat "$WORK/p80.pid")" 2>/dev/null
     for c in $EXTRA_CTRS; do
         $ENGINE rm -f "$c" >/dev/null 2>&1
     done
@@ -359,12 +360,18 @@ caddy_pauses_since() {
 part_port80_taken() {
     PNS=tgfront-smoke-p-$RUN_ID
     PCTR=tgfront-smoke-p-$RUN_ID
+    # The holder says when it listens (Python's start takes a while on a
+    # busy machine: a container started before would get :80); it ends with
+    # this script (netns_cleanup) or after 900 s.
     ip netns exec "$PNS" /usr/bin/python3 -c '
-import socket, time
+import socket, sys, time
 s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 80)); s.listen(5); time.sleep(900)' &
+s.bind(("::", 80)); s.listen(5)
+open(sys.argv[1], "w").write("listening\n")
+time.sleep(900)' "$WORK/p80.ready" &
     echo $! >"$WORK/p80.pid"
-    sleep 0.3
+    eventually $(($(patient) * 10)) grep -q listening "$WORK/p80.ready" 2>/dev/null ||
+        { echo "FAIL - port 80 taken: the holder of :80 did not listen within $(($(patient) * 10)) s"; return 0; }
     $ENGINE run -d --name "$PCTR" --network "ns:/run/netns/$PNS" -e DOMAIN=$TEST_DOMAIN -e TLS=internal \
         -e TG_DATACENTERS="2=127.0.0.1:$DC_PORT" "$IMAGE_TAG" >/dev/null 2>&1 ||
         { echo "FAIL - port 80 taken: container does not start"; return 0; }
