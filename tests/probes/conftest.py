@@ -42,6 +42,7 @@ def probe_results():
             targets[1] = probes.Target("tgfront", st.ref_port, st.ref_caddy.log, st)
         results = runner.run(st, probes.catalog(), targets, selected())
         runner.judge(results, ALLOW)
+        runner.settle(results, targets, st, ALLOW)
         _STATE["results"] = results
         os.makedirs(os.path.dirname(REPORT), exist_ok=True)
         with open(REPORT, "w") as f:
