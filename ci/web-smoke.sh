@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 . ./build/image.sh
 
 DOMAIN=tgfront.test
-NS=tgfront-websmoke-$$
-CTR=tgfront-websmoke-$$
+# PID and a random part (PIDs wrap; a killed run leaves its names behind).
+RUN_ID=$$-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+NS=tgfront-websmoke-$RUN_ID
+CTR=tgfront-websmoke-$RUN_ID
 WORK=$(mktemp -d /tmp/tgfront-websmoke.XXXXXX)
 PY=${PYTHON:-/usr/bin/python3}
 PASSED=0
@@ -58,20 +60,25 @@ start() {
         ip netns attach "$NS" "$pid" || image_die "cannot name the container's network namespace"
         start_dc
     fi
-    i=0
-    while [ $i -lt 300 ]; do
-        ip netns exec "$NS" curl -sk --max-time 2 --resolve "$DOMAIN:443:127.0.0.1" \
-            -o /dev/null "https://$DOMAIN/" 2>/dev/null && return 0
+    # Up to 90 s for the site through :443 (about 1.5 s on a quiet machine;
+    # CI's machines are slower and busier), and for the fake DC to listen.
+    t0=$(date +%s)
+    until ip netns exec "$NS" curl -sk --max-time 2 --resolve "$DOMAIN:443:127.0.0.1" \
+            -o /dev/null "https://$DOMAIN/" 2>/dev/null && grep -q '^fakedc listening' "$WORK/dc.log"; do
+        if [ $(($(date +%s) - t0)) -ge 90 ]; then
+            $ENGINE logs "$CTR" 2>&1 | tail -n 20
+            echo "web-smoke: no HTTPS answer through :443, or no fake DC, within 90 s (fake DC: $(head -c 200 "$WORK/dc.log"))"
+            return 1
+        fi
         sleep 0.1
-        i=$((i + 1))
     done
-    $ENGINE logs "$CTR" 2>&1 | tail -n 20
-    return 1
 }
 
 main() {
     image_engine_setup || image_die "web-smoke needs docker or podman"   # podman: ci/containers.conf
     $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_die "no image $IMAGE_TAG: run ./build.sh image"
+    # By its ID from here on: another worktree's build may retag it meanwhile.
+    IMAGE_TAG=$($ENGINE image inspect --format '{{.Id}}' "$IMAGE_TAG")
     if [ "$ENGINE" = podman ]; then
         ip netns add "$NS"
         ip netns exec "$NS" ip link set lo up
