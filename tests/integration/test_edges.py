@@ -289,7 +289,7 @@ def test_no_init_frame_closes_after_handshake_timeout(make_daemon, fakedc):
         c.send_hello()
         c.read_server_answer()
         t0 = time.monotonic()
-        assert c.wait_closed(5), "no close 5 s after a 1 s handshake deadline"
+        assert c.wait_closed(10), "no close 10 s after a 1 s handshake deadline"
         assert time.monotonic() - t0 >= 0.5
     assert fakedc.connection_count == before
 

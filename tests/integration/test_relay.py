@@ -133,7 +133,7 @@ def test_idle_timeout(make_daemon, fakedc):
         c.connect()
         assert round_trip(c, b"abc") == b"abc"
         t0 = time.monotonic()
-        assert c.wait_closed(4), "idle relay not closed within 4 s (idle = 1s)"
+        assert c.wait_closed(10), "idle relay not closed within 10 s (idle = 1s)"
         took = time.monotonic() - t0
         assert took >= 0.8, "closed after %.2fs, before the idle timeout" % took
 
