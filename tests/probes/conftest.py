@@ -62,3 +62,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(runner.table(results))
     terminalreporter.write_line("tolerance: times agree within max(%d ms, %d %%); full report: %s" % (
         runner.observe.TIME_ABS * 1000, runner.observe.TIME_REL * 100, REPORT))
+    for r in results:
+        for n in getattr(r, "notes", []):
+            terminalreporter.write_line("re-examined: %s: %s" % (r.probe.name, n))
