@@ -605,18 +605,20 @@ stop_timed() {
 stop_emulated() {
     t0=$(now_ms)
     $ENGINE exec "$1" s6-svscanctl -t /run/service >/dev/null 2>&1 || true
-    i=0
-    while [ $i -lt 100 ] && [ "$($ENGINE inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
+    # Up to patient() * 10 s by the clock (the emulated services stop in a
+    # few seconds; each look at the state is an engine command).
+    eventually $(($(patient) * 10)) not running "$1" || true
     dt=$(( $(now_ms) - t0 ))
     code=$($ENGINE inspect --format '{{.State.Running}} {{.State.ExitCode}}' "$1" 2>/dev/null || echo '?')
     if [ "$code" = "false 0" ]; then
         ok "s6-svscanctl -t (stop under emulation): both services stopped, exit code 0 after $dt ms"
     else
-        fail "s6-svscanctl -t: running/exit code '$code' after $dt ms"
+        fail "s6-svscanctl -t: running/exit code '$code' after $dt ms (waited up to $(($(patient) * 10)) s)"
     fi
+}
+
+running() {
+    [ "$($ENGINE inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
 }
 
 check_persistence() {
