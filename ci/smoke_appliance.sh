@@ -334,14 +334,16 @@ check_caddy_kills() {
     # it could not pass: the state says the last pause was 30 s, just now.
     # shellcheck disable=SC2016 # the script runs in the container
     $ENGINE exec "$CTR" sh -c 'echo "30 $(date +%s)" >/run/caddy/backoff'
+    n1=$(caddy_pauses "$CTR" | wc -l)
     t0=$(now_ms)
     while [ $(($(now_ms) - t0)) -lt $((limit * 1000)) ]; do
         pid=$($ENGINE exec "$CTR" pidof caddy 2>/dev/null || true)
         [ -z "$pid" ] || { $ENGINE exec "$CTR" kill -KILL $pid; break; }
         sleep 0.2
     done
-    # The pause has begun when its sleep runs.
-    eventually "$limit" $ENGINE exec "$CTR" pidof sleep >/dev/null 2>&1 || true
+    # The pause begins as caddy-finish logs it (pidof does not see its
+    # sleep under qemu-user, so that is not what this waits for).
+    eventually "$limit" caddy_pauses_since "$CTR" "$n1" 1 || true
 }
 
 # caddy_pauses CONTAINER: the restart pauses caddy-finish logged, one a line.
