@@ -131,7 +131,7 @@ cleanup() {
     set +e
     netns_cleanup
     for c in "$CTR" "$CTR2" "$CTR3"; do
-        $ENGINE rm -f "$c" >/dev/null 2>&1
+        $ENGINE rm -f -v "$c" >/dev/null 2>&1
     done
     $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
     [ "$NS_CREATED" = 0 ] || ip netns del "$NS" 2>/dev/null
@@ -324,7 +324,7 @@ check_ops_env() {
         sed 's/^/    /' "$WORK/ops.log" | head -n 20
         fail "LOG_FORMAT/BLOCKLIST/PROXIES: $bad non-JSON lines or the list/proxy line missing"
     fi
-    $ENGINE rm -f "$CTR3" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR3" >/dev/null 2>&1 || true
 }
 
 # start_main NAME: the deployment under test (TLS=internal, fake DC).

@@ -30,7 +30,7 @@ netns_cleanup() {
     done
     [ ! -s "$WORK/p80.pid" ] || kill "$(cat "$WORK/p80.pid")" 2>/dev/null
     for c in $EXTRA_CTRS; do
-        $ENGINE rm -f "$c" >/dev/null 2>&1
+        $ENGINE rm -f -v "$c" >/dev/null 2>&1
     done
     for v in $EXTRA_VOLS; do
         $ENGINE volume rm -f "$v" >/dev/null 2>&1

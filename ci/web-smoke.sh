@@ -29,7 +29,7 @@ ok() { PASSED=$((PASSED + 1)); printf "ok   - %s\n" "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf "FAIL - %s\n" "$*"; }
 
 cleanup() {
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1 || true
     [ -z "$DC_PID" ] || kill "$DC_PID" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
@@ -44,7 +44,7 @@ start_dc() {
 }
 
 start() {
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1 || true
     if [ "$ENGINE" = podman ]; then
         net="--network ns:/run/netns/$NS"
     else
@@ -105,7 +105,7 @@ main() {
         sed 's/^/     /' "$WORK/check.out"
     fi
 
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1
     if start -e WEB_PROXY=off; then ok "the image starts with WEB_PROXY=off"; else fail "start off"; return; fi
     if $ENGINE logs "$CTR" 2>&1 | grep -q "webproxy"; then
         fail "WEB_PROXY=off still prints a webproxy link"
