@@ -245,9 +245,42 @@ check_metadata() {
 # (podman's "time=..." healthcheck notes without systemd, its platform
 # warning for an emulated image) are not the container's output and are
 # dropped.
+# The second is /init's own time; a busy machine adds its queue for the CPU
+# (the caddy.d check, 0.4 s here, took 2.7 s once while other suites ran).
+# A run that is right in everything but its time is repeated, up to
+# FAIL_FAST_TRIES runs in all, and the fastest must be within the bound:
+# an /init that waits for something is slow in every run.
+FAIL_FAST_TRIES=5
 expect_fail() {
     name=$1 want=$2
     shift 2
+    times= try=1
+    while :; do
+        fail_fast_run "$@"
+        times="$times${times:+, }${ms:-?} ms"
+        if [ "$rc" != 100 ] || [ "$lines" != 1 ] || ! grep -qF -- "$want" "$WORK/fail.out"; then
+            fail "$name: exit $rc after ${ms:-?} ms, output: $(grep -v '^init-ms' "$WORK/fail.out" | head -c 400)"
+            return 0
+        fi
+        if [ "${ms:-9999}" -lt $(($(slow) * 1000)) ]; then
+            if [ "$try" = 1 ]; then
+                ok "$name: exit 100 after $ms ms: $msg"
+            else
+                ok "$name: exit 100 after $ms ms in run $try (the runs took $times): $msg"
+            fi
+            return 0
+        fi
+        if [ "$try" -ge "$FAIL_FAST_TRIES" ]; then
+            fail "$name: exit 100 but never within $(slow) s in $try runs ($times): $msg"
+            return 0
+        fi
+        try=$((try + 1))
+    done
+}
+
+# fail_fast_run ENV...: one run of /init for expect_fail; sets rc, ms,
+# lines, msg and $WORK/fail.out.
+fail_fast_run() {
     rc=0
     # shellcheck disable=SC2016 # the script runs in the container
     timeout 30 $ENGINE run --rm --network none "$@" --entrypoint /bin/sh "$IMAGE_TAG" -c \
@@ -258,12 +291,6 @@ expect_fail() {
     ms=$(sed -n 's/^init-ms //p' "$WORK/fail.out")
     lines=$(grep -c 'init: error:' "$WORK/fail.out" || true)
     msg=$(grep 'init: error:' "$WORK/fail.out" | head -n 1)
-    if [ "$rc" = 100 ] && [ "${ms:-9999}" -lt $(($(slow) * 1000)) ] && [ "$lines" = 1 ] &&
-        grep -qF -- "$want" "$WORK/fail.out"; then
-        ok "$name: exit 100 after $ms ms: $msg"
-    else
-        fail "$name: exit $rc after ${ms:-?} ms, output: $(grep -v '^init-ms' "$WORK/fail.out" | head -c 400)"
-    fi
 }
 
 # The real entrypoint: exit code 100 from the container itself.
