@@ -308,9 +308,9 @@ check_caddy_kills() {
             h=$($ENGINE exec "$CTR" sh -c 'kill -KILL "$1" || exit 0
                 while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
                 /usr/lib/tgfront/healthcheck >/dev/null 2>&1 && echo healthy || echo unhealthy' sh "$pid" 2>&1 || true)
-            case $h in
-                unhealthy) kills=$((kills + 1)) unhealthy=$((unhealthy + 1)) ;;
-                healthy) kills=$((kills + 1)) ;;
+            case $h in   # (the engine may add lines of its own)
+                *unhealthy*) kills=$((kills + 1)) unhealthy=$((unhealthy + 1)) ;;
+                *healthy*) kills=$((kills + 1)) ;;
             esac
         fi
         sleep 0.1
