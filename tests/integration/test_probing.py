@@ -11,7 +11,8 @@ import threading
 import time
 
 import tgclient
-from helpers import assert_fronted, backend_conn_for, raw_connect, recv_n, sees_eof, wait_data
+from helpers import (assert_fronted, backend_conn_for, raw_connect, recv_n, refused_addr, sees_eof,
+                     wait_data)
 
 REPLY = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 
@@ -192,10 +193,7 @@ def test_site_reset_reaches_client_at_once(make_daemon):
 def test_fronting_target_down_resets(make_daemon):
     """Nothing listens at the fronting target: a non-proxy client sees a
     reset, as from a closed port, and the event is counted."""
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    port = dead.getsockname()[1]
-    dead.close()
+    port = refused_addr()[1]
     d = make_daemon(backend_addr=("127.0.0.1", port))
     before = metric(d, "mtg_fronting_unreachable_total")
     with raw_connect(d.addr) as s:
@@ -210,10 +208,7 @@ def test_fronting_target_down_resets(make_daemon):
 
 
 def test_fronting_target_down_still_serves_telegram(make_daemon, fakedc):
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    port = dead.getsockname()[1]
-    dead.close()
+    port = refused_addr()[1]
     d = make_daemon(backend_addr=("127.0.0.1", port))
     with d.client() as c:
         c.connect()
