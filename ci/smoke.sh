@@ -34,7 +34,10 @@ OTHER_DOMAIN=other.example
 OTHER_SITE=other.test
 EXTRA_NS= EXTRA_PIDS= EXTRA_CTRS= EXTRA_VOLS=
 ENGINE_MS=0
-RUN_ID=$$
+# PID and a random part: PIDs wrap (pid_max is 32768 here), and a run that
+# was killed before its cleanup leaves containers, volumes and namespaces
+# under its names; several engineers run this suite on one machine.
+RUN_ID=$$-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 NS=tgfront-smoke-$RUN_ID
 CTR=tgfront-smoke-$RUN_ID
 CTR2=tgfront-smoke2-$RUN_ID
@@ -64,6 +67,22 @@ info() {
 
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
+}
+
+# eventually SECONDS CMD...: runs CMD until it succeeds, for at most SECONDS
+# seconds; for what arrives asynchronously (a log line, a reload). Returns
+# CMD's last status; the caller's message names what it waited for.
+eventually() {
+    ev_limit=$(($1 * 1000)) ev_t0=$(now_ms)
+    shift
+    while ! "$@"; do
+        [ $(($(now_ms) - ev_t0)) -lt "$ev_limit" ] || return 1
+        sleep 0.2
+    done
+}
+
+not() {
+    ! "$@"
 }
 
 # --- setup and cleanup -----------------------------------------------------------
@@ -112,7 +131,7 @@ cleanup() {
     set +e
     netns_cleanup
     for c in "$CTR" "$CTR2" "$CTR3"; do
-        $ENGINE rm -f "$c" >/dev/null 2>&1
+        $ENGINE rm -f -v "$c" >/dev/null 2>&1
     done
     $ENGINE volume rm -f "$VOL" >/dev/null 2>&1
     [ "$NS_CREATED" = 0 ] || ip netns del "$NS" 2>/dev/null
@@ -171,6 +190,14 @@ build_image() {
     fi
 }
 
+# The checks run the image by its ID: another run of this suite (another
+# worktree, the same tag) may build and tag an image of its own meanwhile.
+pin_image() {
+    id=$($ENGINE image inspect --format '{{.Id}}' "$IMAGE_TAG" 2>/dev/null) || image_die "no image $IMAGE_TAG"
+    echo "smoke: testing $IMAGE_TAG as ${id#sha256:}"
+    IMAGE_TAG=$id
+}
+
 # --- checks ------------------------------------------------------------------------
 
 # The archive ./build.sh image writes for another architecture's machine
@@ -211,29 +238,59 @@ check_metadata() {
 # expect_fail NAME WANT ENV...: /init exits 100 within a second (measured
 # inside the container, from /proc/uptime around /init, so the engine's own
 # start does not count; under emulation slow() seconds) with one
-# "init: error:" line containing WANT. Lines from the engine itself
+# "init: error:" line containing WANT. /init's stderr goes to its stdout,
+# the stream the init-ms line takes: the engine passes the container's two
+# streams on separately, and a message written in pieces (EMAIL's holds a
+# newline) was seen split by the init-ms line. Lines from the engine itself
 # (podman's "time=..." healthcheck notes without systemd, its platform
 # warning for an emulated image) are not the container's output and are
 # dropped.
+# The second is /init's own time; a busy machine adds its queue for the CPU
+# (the caddy.d check, 0.4 s here, took 2.7 s once while other suites ran).
+# A run that is right in everything but its time is repeated, up to
+# FAIL_FAST_TRIES runs in all, and the fastest must be within the bound:
+# an /init that waits for something is slow in every run.
+FAIL_FAST_TRIES=5
 expect_fail() {
     name=$1 want=$2
     shift 2
+    times= try=1
+    while :; do
+        fail_fast_run "$@"
+        times="$times${times:+, }${ms:-?} ms"
+        if [ "$rc" != 100 ] || [ "$lines" != 1 ] || ! grep -qF -- "$want" "$WORK/fail.out"; then
+            fail "$name: exit $rc after ${ms:-?} ms, output: $(grep -v '^init-ms' "$WORK/fail.out" | head -c 400)"
+            return 0
+        fi
+        if [ "${ms:-9999}" -lt $(($(slow) * 1000)) ]; then
+            if [ "$try" = 1 ]; then
+                ok "$name: exit 100 after $ms ms: $msg"
+            else
+                ok "$name: exit 100 after $ms ms in run $try (the runs took $times): $msg"
+            fi
+            return 0
+        fi
+        if [ "$try" -ge "$FAIL_FAST_TRIES" ]; then
+            fail "$name: exit 100 but never within $(slow) s in $try runs ($times): $msg"
+            return 0
+        fi
+        try=$((try + 1))
+    done
+}
+
+# fail_fast_run ENV...: one run of /init for expect_fail; sets rc, ms,
+# lines, msg and $WORK/fail.out.
+fail_fast_run() {
     rc=0
     # shellcheck disable=SC2016 # the script runs in the container
     timeout 30 $ENGINE run --rm --network none "$@" --entrypoint /bin/sh "$IMAGE_TAG" -c \
-        'read t0 x </proc/uptime; /init; rc=$?; read t1 x </proc/uptime
+        'read t0 x </proc/uptime; /init 2>&1; rc=$?; read t1 x </proc/uptime
          echo "init-ms $(awk -v a="$t0" -v b="$t1" "BEGIN { print int((b - a) * 1000) }")"; exit $rc' \
         >"$WORK/fail.raw" 2>&1 || rc=$?
     grep -v -e '^time=' -e '^WARNING: image platform' "$WORK/fail.raw" >"$WORK/fail.out" || true
     ms=$(sed -n 's/^init-ms //p' "$WORK/fail.out")
     lines=$(grep -c 'init: error:' "$WORK/fail.out" || true)
     msg=$(grep 'init: error:' "$WORK/fail.out" | head -n 1)
-    if [ "$rc" = 100 ] && [ "${ms:-9999}" -lt $(($(slow) * 1000)) ] && [ "$lines" = 1 ] &&
-        grep -qF -- "$want" "$WORK/fail.out"; then
-        ok "$name: exit 100 after $ms ms: $msg"
-    else
-        fail "$name: exit $rc after ${ms:-?} ms, output: $(grep -v '^init-ms' "$WORK/fail.out" | head -c 400)"
-    fi
 }
 
 # The real entrypoint: exit code 100 from the container itself.
@@ -294,7 +351,7 @@ check_ops_env() {
         sed 's/^/    /' "$WORK/ops.log" | head -n 20
         fail "LOG_FORMAT/BLOCKLIST/PROXIES: $bad non-JSON lines or the list/proxy line missing"
     fi
-    $ENGINE rm -f "$CTR3" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR3" >/dev/null 2>&1 || true
 }
 
 # start_main NAME: the deployment under test (TLS=internal, fake DC).
@@ -370,15 +427,21 @@ check_probe() {
     marker="probe-$RUN_ID"
     if https_get "$CTR" -k --interface 127.0.0.2 -A "$marker" -o /dev/null -w '%{http_code}' >"$WORK/probe.code" &&
         [ "$(cat "$WORK/probe.code")" = 200 ]; then
-        sleep 0.5
+        # Caddy logs the request after answering it, and the line reaches
+        # the engine's log through s6's logger: wait for it.
+        eventually $(($(patient) * 10)) probe_logged "$marker" || true
         line=$($ENGINE logs "$CTR" 2>&1 | grep "$marker" | grep '"http.log.access' | tail -n 1)
         case $line in
             *'"remote_ip":"127.0.0.2"'*) ok "probe without secret reaches Caddy; access log shows the prober's address 127.0.0.2" ;;
-            *) fail "access log line for the probe lacks remote_ip 127.0.0.2: ${line:-none}" ;;
+            *) fail "access log line for the probe lacks remote_ip 127.0.0.2 (waited up to $(($(patient) * 10)) s for it): ${line:-none}" ;;
         esac
     else
         fail "probe with the right SNI and no secret got no HTTP answer"
     fi
+}
+
+probe_logged() {
+    $ENGINE logs "$CTR" 2>&1 | grep "$1" | grep -q '"http.log.access'
 }
 
 # Secrets from the printed links (hex and base64 forms), one per line.
@@ -529,18 +592,35 @@ EOF
     esac
 }
 
-# stop_timed NAME [LIMIT_MS [WHAT]]: stop exits 0 within LIMIT_MS (10 s).
+# finished_ms NAME: when the container's process exited (the engine's
+# record), in ms since the epoch; empty when unknown.
+finished_ms() {
+    $ENGINE inspect --format '{{.State.FinishedAt.UnixMilli}}' "$1" 2>/dev/null ||
+        date -d "$($ENGINE inspect --format '{{.State.FinishedAt}}' "$1" 2>/dev/null)" +%s%3N 2>/dev/null ||
+        true
+}
+
+# stop_timed NAME [LIMIT_MS [WHAT]]: stop exits 0 within LIMIT_MS (10 s,
+# the stop timeout: a container still running then is killed, exit 137).
+# The time counts from the stop command to the container's exit as the
+# engine recorded it: the engine's own work after the exit (unmounting,
+# the network, under load seconds) is not the container's.
 stop_timed() {
     image_arch_is_host || { stop_emulated "$1"; return 0; }
     limit=${2:-10000}
     t0=$(now_ms)
     $ENGINE stop -t 10 "$1" >/dev/null 2>&1 || true
-    dt=$(( $(now_ms) - t0 ))
+    total=$(( $(now_ms) - t0 ))
     code=$($ENGINE inspect --format '{{.State.ExitCode}}' "$1" 2>/dev/null || echo '?')
+    end=$(finished_ms "$1")
+    case $end in
+        '' | *[!0-9]*) dt=$total ;;
+        *) dt=$((end - t0)) ;;
+    esac
     if [ "$code" = 0 ] && [ "$dt" -lt "$limit" ]; then
-        ok "$ENGINE stop${3:+ $3}: exit code 0 after $dt ms"
+        ok "$ENGINE stop${3:+ $3}: exit code 0 after $dt ms ($ENGINE stop returned after $total ms)"
     else
-        fail "$ENGINE stop: exit code $code after $dt ms"
+        fail "$ENGINE stop${3:+ $3}: exit code $code after $dt ms, want 0 within $limit ms ($ENGINE stop returned after $total ms)"
     fi
 }
 
@@ -552,18 +632,20 @@ stop_timed() {
 stop_emulated() {
     t0=$(now_ms)
     $ENGINE exec "$1" s6-svscanctl -t /run/service >/dev/null 2>&1 || true
-    i=0
-    while [ $i -lt 100 ] && [ "$($ENGINE inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
+    # Up to patient() * 10 s by the clock (the emulated services stop in a
+    # few seconds; each look at the state is an engine command).
+    eventually $(($(patient) * 10)) not running "$1" || true
     dt=$(( $(now_ms) - t0 ))
     code=$($ENGINE inspect --format '{{.State.Running}} {{.State.ExitCode}}' "$1" 2>/dev/null || echo '?')
     if [ "$code" = "false 0" ]; then
         ok "s6-svscanctl -t (stop under emulation): both services stopped, exit code 0 after $dt ms"
     else
-        fail "s6-svscanctl -t: running/exit code '$code' after $dt ms"
+        fail "s6-svscanctl -t: running/exit code '$code' after $dt ms (waited up to $(($(patient) * 10)) s)"
     fi
+}
+
+running() {
+    [ "$($ENGINE inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
 }
 
 check_persistence() {
@@ -571,7 +653,9 @@ check_persistence() {
     stored=$($ENGINE exec "$CTR" cat /data/tgfront/secret 2>/dev/null || true)
     pausing=$($ENGINE exec "$CTR" pidof sleep 2>/dev/null || true)
     if [ -n "$pausing" ]; then
-        stop_timed "$CTR" 3000 "during Caddy's restart pause"
+        # check_caddy_kills made this pause 60 s: a stop that waited for
+        # it would be killed at 10 s (exit 137).
+        stop_timed "$CTR" 10000 "during Caddy's 60 s restart pause"
     else
         stop_timed "$CTR"
     fi
@@ -634,12 +718,15 @@ check_named_secrets() {
     fi
     printf 'carol:%s\n' "$sc" >"$WORK/secrets/list"
     if out=$($ENGINE exec "$CTR3" reload 2>&1); then
-        sleep 0.5
-        if faketls_ok "$CTR3" "$sc" && ! faketls_ok "$CTR3" "$sb" && faketls_ok "$CTR3" "$sa"; then
+        # reload returns once tgfront has its SIGHUP; tgfront then reads the
+        # file and each worker adopts the new secrets on its own loop.
+        wait_s=$(($(patient) * 10))
+        if eventually "$wait_s" faketls_ok "$CTR3" "$sc" && eventually "$wait_s" not faketls_ok "$CTR3" "$sb" &&
+            faketls_ok "$CTR3" "$sa"; then
             ok "$ENGINE exec reload: the added secret is served, the removed one is not ($out)"
         else
             $ENGINE logs "$CTR3" 2>&1 | tail -n 10
-            fail "after reload: $(cat "$WORK/faketls.out")"
+            fail "after reload (waited up to $wait_s s for each change): $(cat "$WORK/faketls.out")"
         fi
     else
         fail "$ENGINE exec reload: $out"
@@ -669,6 +756,7 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     build_image
+    pin_image
     check_archive
     check_metadata
     check_labels

@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 . ./build/image.sh
 
 DOMAIN=tgfront.test
-NS=tgfront-websmoke-$$
-CTR=tgfront-websmoke-$$
+# PID and a random part (PIDs wrap; a killed run leaves its names behind).
+RUN_ID=$$-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+NS=tgfront-websmoke-$RUN_ID
+CTR=tgfront-websmoke-$RUN_ID
 WORK=$(mktemp -d /tmp/tgfront-websmoke.XXXXXX)
 PY=${PYTHON:-/usr/bin/python3}
 PASSED=0
@@ -27,7 +29,7 @@ ok() { PASSED=$((PASSED + 1)); printf "ok   - %s\n" "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf "FAIL - %s\n" "$*"; }
 
 cleanup() {
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1 || true
     [ -z "$DC_PID" ] || kill "$DC_PID" 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
@@ -42,7 +44,7 @@ start_dc() {
 }
 
 start() {
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1 || true
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1 || true
     if [ "$ENGINE" = podman ]; then
         net="--network ns:/run/netns/$NS"
     else
@@ -58,20 +60,25 @@ start() {
         ip netns attach "$NS" "$pid" || image_die "cannot name the container's network namespace"
         start_dc
     fi
-    i=0
-    while [ $i -lt 300 ]; do
-        ip netns exec "$NS" curl -sk --max-time 2 --resolve "$DOMAIN:443:127.0.0.1" \
-            -o /dev/null "https://$DOMAIN/" 2>/dev/null && return 0
+    # Up to 90 s for the site through :443 (about 1.5 s on a quiet machine;
+    # CI's machines are slower and busier), and for the fake DC to listen.
+    t0=$(date +%s)
+    until ip netns exec "$NS" curl -sk --max-time 2 --resolve "$DOMAIN:443:127.0.0.1" \
+            -o /dev/null "https://$DOMAIN/" 2>/dev/null && grep -q '^fakedc listening' "$WORK/dc.log"; do
+        if [ $(($(date +%s) - t0)) -ge 90 ]; then
+            $ENGINE logs "$CTR" 2>&1 | tail -n 20
+            echo "web-smoke: no HTTPS answer through :443, or no fake DC, within 90 s (fake DC: $(head -c 200 "$WORK/dc.log"))"
+            return 1
+        fi
         sleep 0.1
-        i=$((i + 1))
     done
-    $ENGINE logs "$CTR" 2>&1 | tail -n 20
-    return 1
 }
 
 main() {
     image_engine_setup || image_die "web-smoke needs docker or podman"   # podman: ci/containers.conf
     $ENGINE image inspect "$IMAGE_TAG" >/dev/null 2>&1 || image_die "no image $IMAGE_TAG: run ./build.sh image"
+    # By its ID from here on: another worktree's build may retag it meanwhile.
+    IMAGE_TAG=$($ENGINE image inspect --format '{{.Id}}' "$IMAGE_TAG")
     if [ "$ENGINE" = podman ]; then
         ip netns add "$NS"
         ip netns exec "$NS" ip link set lo up
@@ -98,7 +105,7 @@ main() {
         sed 's/^/     /' "$WORK/check.out"
     fi
 
-    $ENGINE rm -f "$CTR" >/dev/null 2>&1
+    $ENGINE rm -f -v "$CTR" >/dev/null 2>&1
     if start -e WEB_PROXY=off; then ok "the image starts with WEB_PROXY=off"; else fail "start off"; return; fi
     if $ENGINE logs "$CTR" 2>&1 | grep -q "webproxy"; then
         fail "WEB_PROXY=off still prints a webproxy link"

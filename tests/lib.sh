@@ -6,7 +6,7 @@
 #   tgf_need_bin WHO       the daemon binary exists, or a clear exit 2
 #   tgf_has_path ARGS…     true when an argument names a file or folder
 #                          (options alone must still run the suite's own folder)
-#   tgf_netns_up PREFIX    a fresh namespace PREFIX-PID with only loopback
+#   tgf_netns_up PREFIX    a fresh namespace PREFIX-PID-RANDOM with only loopback
 #                          up, in $ns, deleted on exit
 #   tgf_pytest_in_netns [VAR=value…] -- ARGS…
 #                          pytest -q ARGS inside $ns with TGFRONT_BIN set;
@@ -55,7 +55,9 @@ tgf_has_path() {
 }
 
 tgf_netns_up() {
-    ns="$1-$$"
+    # PID and a random part: PIDs wrap, and a run killed before its trap
+    # ran leaves its namespace behind.
+    ns="$1-$$-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
     trap 'ip netns delete "$ns" 2>/dev/null || true' EXIT INT TERM
     ip netns add "$ns"
     ip netns exec "$ns" ip link set lo up

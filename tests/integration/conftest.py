@@ -36,13 +36,23 @@ def tgfront_bin():
     return b
 
 
+_HANDED_OUT = set()
+
+
 def free_port(host="127.0.0.1"):
+    """A port free now that this process never handed out before: the
+    caller binds it later (a daemon's listener), and until then a second
+    call could be given the same closed port (about once in 14,000), such
+    as a test's WEB port and the daemon's stats port."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    while True:
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _HANDED_OUT:
+            _HANDED_OUT.add(p)
+            return p
 
 
 def hostport(host, port):

@@ -6,6 +6,20 @@ import threading
 import time
 
 
+_REFUSING = []
+
+
+def refused_addr(host="127.0.0.1"):
+    """An address whose connects are refused: a socket bound there that
+    never listens (a SYN finds no listener: RST). It stays bound for the
+    session, so no bind(0) can hand the port out meanwhile (a closed probe
+    socket's port could become the next daemon's, about once in 14,000)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    _REFUSING.append(s)
+    return s.getsockname()[:2]
+
+
 def raw_connect(addr, timeout=5.0):
     fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)

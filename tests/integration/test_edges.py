@@ -11,7 +11,7 @@ import pytest
 
 import tgclient
 from helpers import (assert_fronted, backend_conn_for, join_all, raw_connect, recv_n,
-                     round_trip, sees_eof, wait_data)
+                     refused_addr, round_trip, sees_eof, wait_data)
 
 
 def v4(addr):
@@ -289,7 +289,7 @@ def test_no_init_frame_closes_after_handshake_timeout(make_daemon, fakedc):
         c.send_hello()
         c.read_server_answer()
         t0 = time.monotonic()
-        assert c.wait_closed(5), "no close 5 s after a 1 s handshake deadline"
+        assert c.wait_closed(10), "no close 10 s after a 1 s handshake deadline"
         assert time.monotonic() - t0 >= 0.5
     assert fakedc.connection_count == before
 
@@ -399,10 +399,7 @@ def test_parallel_heavy_round_trips(daemon, fakedc):
 def test_fronting_target_down(make_daemon, fakedc):
     """Fronting target unreachable: the probe's connection ends (no hang),
     the daemon keeps serving."""
-    s0 = socket.socket()
-    s0.bind(("127.0.0.1", 0))
-    dead = s0.getsockname()
-    s0.close()
+    dead = refused_addr()
     d = make_daemon(backend_addr=dead)
     with raw_connect(d.addr) as s:
         s.sendall(b"GET / HTTP/1.1\r\n\r\n")

@@ -19,21 +19,23 @@ def test_sigterm_drain(make_daemon, fakedc):
     assert round_trip(c, b"before") == b"before"
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
-    # new connections are refused soon after the signal
+    # new connections are refused soon after the signal (10 s: the
+    # daemon takes it late on a busy machine; the drain counts from then)
     refused = False
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             s = raw_connect(d.addr, 0.5)
             s.close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # Reset: the connect was queued on the listener as it closed.
             refused = True
             break
         time.sleep(0.05)
+    assert refused, "listener still accepting 10 s after SIGTERM"
     # the open relay keeps working for a moment
     data = os.urandom(50000)
     assert round_trip(c, data) == data, "relay broken right after SIGTERM"
-    assert refused, "listener still accepting 2 s after SIGTERM"
     assert d.proc.poll() is None, "exited while a relay was active"
     c.close()
     rc = d.wait(12)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from helpers import rand, round_trip, raw_connect, assert_fronted, recv_n
+from helpers import rand, round_trip, raw_connect, assert_fronted, recv_n, refused_addr
 
 SIZES = [1, 2, 3, 63, 64, 65, 1000, 2877, 2878, 2879, 4096, 16379, 16380,
          16384, 65536 + 7, 1 << 20]
@@ -104,10 +104,7 @@ def test_wrong_tag_is_not_relayed(daemon, fakedc):
 def test_dc_down(make_daemon, fakedc, backend):
     """DC unreachable: the client is closed after the handshake; the daemon
     keeps serving other DCs and fronting."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = s.getsockname()[1]
-    s.close()
+    dead = refused_addr()[1]
     d = make_daemon(dc_overrides={2: ["127.0.0.1:%d" % dead],
                                   4: ["%s:%d" % fakedc.addr]})
     for _ in range(3):
@@ -133,7 +130,7 @@ def test_idle_timeout(make_daemon, fakedc):
         c.connect()
         assert round_trip(c, b"abc") == b"abc"
         t0 = time.monotonic()
-        assert c.wait_closed(4), "idle relay not closed within 4 s (idle = 1s)"
+        assert c.wait_closed(10), "idle relay not closed within 10 s (idle = 1s)"
         took = time.monotonic() - t0
         assert took >= 0.8, "closed after %.2fs, before the idle timeout" % took
 

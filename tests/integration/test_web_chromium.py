@@ -121,7 +121,9 @@ class CDP:
         msg, self.buf = self.buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def send(self, method, params=None, session=None, timeout=20):
+    # The waits below end when their answer comes; they are long because
+    # Chromium's start and page loads take seconds on a busy machine.
+    def send(self, method, params=None, session=None, timeout=60):
         mid = self.next_id
         self.next_id += 1
         m = {"id": mid, "method": method, "params": params or {}}
@@ -208,7 +210,7 @@ class NativeSide:
         except TimeoutError:
             pass
 
-    def deliver(self, data, timeout=10):
+    def deliver(self, data, timeout=30):
         """receive(seq, base64), then wait for its ack (one in flight)."""
         self.seq += 1
         self.acked = None
@@ -217,18 +219,18 @@ class NativeSide:
         deadline = time.time() + timeout
         while self.acked != self.seq:
             if time.time() > deadline:
-                raise TimeoutError("no ack for message %d" % self.seq)
+                raise TimeoutError("no ack for message %d in %d s" % (self.seq, timeout))
             if self.failures:
                 raise AssertionError(self.failures)
             self.poll()
 
-    def wait(self, cond, timeout=15, what="condition"):
+    def wait(self, cond, timeout=60, what="condition"):
         deadline = time.time() + timeout
         while not cond():
             if self.failures:
                 raise AssertionError(self.failures)
             if time.time() > deadline:
-                raise TimeoutError("timed out waiting for " + what)
+                raise TimeoutError("timed out waiting %d s for %s" % (timeout, what))
             self.poll()
 
 

@@ -42,6 +42,7 @@ def probe_results():
             targets[1] = probes.Target("tgfront", st.ref_port, st.ref_caddy.log, st)
         results = runner.run(st, probes.catalog(), targets, selected())
         runner.judge(results, ALLOW)
+        runner.settle(results, targets, st, ALLOW)
         _STATE["results"] = results
         os.makedirs(os.path.dirname(REPORT), exist_ok=True)
         with open(REPORT, "w") as f:
@@ -61,3 +62,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(runner.table(results))
     terminalreporter.write_line("tolerance: times agree within max(%d ms, %d %%); full report: %s" % (
         runner.observe.TIME_ABS * 1000, runner.observe.TIME_REL * 100, REPORT))
+    for r in results:
+        for n in getattr(r, "notes", []):
+            terminalreporter.write_line("re-examined: %s: %s" % (r.probe.name, n))

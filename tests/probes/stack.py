@@ -38,12 +38,20 @@ DOMAIN = "tgfront.test"
 BIG_SIZE = 100 * 1000 * 1000
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port this process never handed out before (the caller binds
+    it later; until then a second call could get the same closed port)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _HANDED_OUT:
+            _HANDED_OUT.add(p)
+            return p
 
 
 def render(template_path, values):

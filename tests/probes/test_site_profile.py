@@ -75,14 +75,17 @@ def st():
     assert codes[s.tgfront.log] == 0, "tgfront exit status %s after SIGTERM" % codes[s.tgfront.log]
 
 
-def wait_learned(s, timeout=30):
+def wait_learned(s, timeout=90):
+    # 90 s: the prober retries 2, 4, 8, 16, 32 s apart while the site is
+    # not ready (Caddy issues its certificate after it listens).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = s.metrics()
         if text.count('source="site"') == 2:
             return text
         time.sleep(0.2)
-    raise AssertionError("tgfront learned no site profile:\n%s\n%s" % (s.metrics(), s.tgfront.text()[-3000:]))
+    raise AssertionError("tgfront learned no site profile within %d s:\n%s\n%s" % (
+        timeout, s.metrics(), s.tgfront.text()[-3000:]))
 
 
 def caddy_answer(port, shape, proxy=False, expect=None):

@@ -15,7 +15,7 @@ import pytest
 from conftest import closed_delta, fd_count, figure, scrape, wait_fds
 from fakedc import FakeDC
 from fronting_backend import FrontingBackend
-from helpers import raw_connect
+from helpers import raw_connect, refused_addr
 
 N = 5                 # faulty connections per case, at once
 BAD_DC, GOOD_DC = 2, 3
@@ -24,12 +24,10 @@ HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 def dead_port():
-    """A loopback port nothing listens on (connect gets RST: refused)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    addr = s.getsockname()
-    s.close()
-    return addr
+    """A loopback port nothing listens on (connect gets RST: refused): a
+    socket bound there that never listens, kept for the session so that no
+    bind(0) can hand the port out meanwhile (helpers.refused_addr)."""
+    return refused_addr()
 
 
 def black_hole():
