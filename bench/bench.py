@@ -525,8 +525,9 @@ def main():
     with open(a.results, "w") as f:
         f.write("\n".join(b.lines[:3]) + "\n\n")
         f.write("Command: `%s` (builds nothing; `./build.sh bench` first). "
-                "Measured under shared load: the machine's other users run at the same time, "
-                "so figures move by tens of percent between runs; each throughput cell is the "
+                "The load average at the start is in the line above: on a small shared VM "
+                "figures move by tens of percent between runs, so compare cells of one run; "
+                "each throughput cell is the "
                 "best of %d runs. Columns: MB/s is payload per second over all streams; daemon "
                 "CPU is utime + stime of every thread of the process under test (tgfront or "
                 "the relay) per GB of payload; generator CPU is tgload's own per GB (well "
