@@ -1,6 +1,8 @@
 #!/bin/sh
 # bench/run.sh [--quick] [--only SECTIONS] [--results PATH]: the benchmark
-# (bench/bench.py) inside a network namespace that has only loopback. Uses
+# (bench/bench.py) inside a network namespace that has only loopback; with
+# --web [--mib N], the WEB proxy mode next to the FakeTLS path
+# (bench/web_bench.py; prints, writes nothing). Uses
 # out/musl/tgfront and out/musl/tgload (./build.sh bench builds both; set
 # TGFRONT_BIN / TGLOAD_BIN for others). Prints a table and writes
 # bench/RESULTS.md; it never fails on a number.
@@ -17,4 +19,10 @@ trap 'ip netns del "$ns" 2>/dev/null || true' EXIT INT TERM
 ip netns exec "$ns" ip link set lo up
 # Thousands of idle connections need descriptors for client, daemon and sink.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-ip netns exec "$ns" /usr/bin/python3 bench/bench.py "$(realpath "$bin")" "$(realpath "$load")" "$@"
+script=bench/bench.py
+if [ "${1:-}" = --web ]; then
+    # WEB proxy mode next to the FakeTLS path, one stream each way.
+    shift
+    script=bench/web_bench.py
+fi
+ip netns exec "$ns" /usr/bin/python3 "$script" "$(realpath "$bin")" "$(realpath "$load")" "$@"

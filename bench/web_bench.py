@@ -2,27 +2,28 @@
 """Per-stream throughput of the WEB proxy mode next to the FakeTLS path,
 and the daemon's CPU per GB for each, measured in the same run.
 
-  proxy  client -> tgfront FakeTLS/obfs2 (:443 path) -> DC sink
-  web    client -> tgfront WEB listener: WebSocket carrier, v1 frames,
-                   one stream -> DC sink
+  proxy  tgload (C, FakeTLS + obfuscated2 frame, 16 KiB records) -> tgfront
+         :443 path -> tgload sink as the DC
+  web    this script: WebSocket carrier, v1 frames, one stream -> tgfront
+         WEB listener -> the same sink
 
 As in bench.py, nothing is decrypted by the client or the sink (a relay
-moves bytes without looking at them), so the figures are the daemon's,
-not Python's AES. The WEB client parses only WebSocket and frame headers
-and returns credit (WINDOW) as it reads, as Telegram Desktop does.
-Caddy's TLS hop in front of the WEB listener is not included.
+moves bytes without looking at them), so the CPU figures are the daemon's.
+The WEB client parses only WebSocket and frame headers and returns credit
+(WINDOW) as it reads, as Telegram Desktop does; it is Python, so the WEB
+rows' MB/s may be the client's ceiling: compare CPU per GB. Caddy's TLS hop
+in front of the WEB listener is not included.
 
-Usage: web_bench.py TGFRONT_BIN [--mib N]   (bench/run.sh-style netns: see
-bench/run-web.sh)
+Usage: sh bench/run.sh --web [--mib N]   (a loopback-only netns; needs
+./build.sh bench for out/musl/tgload)
+  or:  web_bench.py TGFRONT_BIN TGLOAD_BIN [--mib N] inside such a netns
 """
 
 import argparse
 import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -31,40 +32,28 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import tgclient  # noqa: E402
 import webclient as wc  # noqa: E402
-from bench import (CHUNK, download, free_port, proc_cpu_seconds, proxied_socket,  # noqa: E402
-                   records_payload, upload)
-from sinks import SinkServer  # noqa: E402
+from bench import Bench, cpu_s, free_port, read_bytes, wait_port  # noqa: E402
 
 HOST = "bench.example.com"
+DC_DISCARD, DC_SOURCE = 1, 2   # bench.Bench's sink ports by DC number
 
 
-class Daemon:
-    def __init__(self, binary, dc_port, front_port, secret):
-        self.dir = tempfile.mkdtemp(prefix="tgf-webbench-")
-        self.port, self.web_port = free_port(), free_port()
-        cfg = os.path.join(self.dir, "config.toml")
-        with open(cfg, "w") as f:
-            f.write('secret = "%s"\nbind-to = "127.0.0.1:%d"\nconcurrency = 65535\n'
-                    '[domain-fronting]\nhost = "127.0.0.1"\nport = %d\n'
-                    '[network.timeout]\nidle = "10m"\n'
-                    '[web]\nenabled = true\nbind-to = "127.0.0.1:%d"\n'
-                    '[datacenters]\n2 = ["127.0.0.1:%d"]\n'
-                    % (tgclient.secret_hex(secret), self.port, front_port, self.web_port,
-                       dc_port))
-        self.log = open(os.path.join(self.dir, "stderr"), "w")
-        self.proc = subprocess.Popen([binary, "run", cfg], stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.web_port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("tgfront did not start; see " + self.log.name)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(15)
+def web_daemon(b, secret_hex):
+    """tgfront with the WEB listener, DCs 1 and 2 at the sink's discard and
+    source ports. Returns (proc, FakeTLS port, WEB port)."""
+    port, web_port = free_port(), free_port()
+    cfg = os.path.join(b.dir, "tgfront-web.toml")
+    with open(cfg, "w") as f:
+        f.write('secret = "%s"\nbind-to = "127.0.0.1:%d"\nconcurrency = 65535\nworkers = 1\n'
+                '[domain-fronting]\nhost = "127.0.0.1"\nport = %d\n'
+                '[network.timeout]\nidle = "10m"\n'
+                '[web]\nenabled = true\nbind-to = "127.0.0.1:%d"\n'
+                '[datacenters]\n1 = ["127.0.0.1:%d"]\n2 = ["127.0.0.1:%d"]\n'
+                % (secret_hex, port, b.discard, web_port, b.discard, b.source))
+    p = b.spawn([b.tgfront, "run", cfg], "tgfront-web")
+    wait_port(port)
+    wait_port(web_port)
+    return p, port, web_port
 
 
 def masked_message(payload, mask=b"\x5a\xa5\x3c\xc3"):
@@ -81,12 +70,12 @@ def masked_message(payload, mask=b"\x5a\xa5\x3c\xc3"):
 class WebStream:
     """One carrier with one stream, counting only headers."""
 
-    def __init__(self, d, secret):
+    def __init__(self, web_port, secret, dc):
         key = secret[1:17]
-        _, self.car = wc.bridge_session(("127.0.0.1", d.web_port), HOST, b"\xdd" + key)
+        _, self.car = wc.bridge_session(("127.0.0.1", web_port), HOST, b"\xdd" + key)
         assert self.car.response.status == 101
         self.car.hello()
-        init = tgclient.make_init_frame(2)
+        init = tgclient.make_init_frame(dc)
         enc, _ = tgclient.obfs2_ciphers(init, key)
         self.car.send_frames(wc.frame(wc.OPEN, 1), wc.frame(wc.DATA, 1,
                                                             tgclient.wire_frame(init, enc)))
@@ -98,8 +87,9 @@ class WebStream:
         self.closed = False
 
     def read_loop(self, want=None):
-        """Reads frames; returns DATA payload bytes seen, until the stream
-        is closed (download) or forever (upload: credit only)."""
+        """Reads frames; returns DATA payload bytes seen, once `want` have
+        come (download), or when the stream is closed (upload: credit
+        only)."""
         got = unacked = 0
         buf = self.buf
         while True:
@@ -124,6 +114,8 @@ class WebStream:
                     if t == wc.DATA:
                         got += ln
                         unacked += ln
+                        if want is not None and got >= want:
+                            return got
                         if unacked >= 1 << 20:
                             self.sock.sendall(masked_message(
                                 wc.frame(wc.WINDOW, 1, struct.pack(">I", unacked))))
@@ -137,23 +129,28 @@ class WebStream:
                 elif op == 8:
                     return got
                 del buf[:o + n]
-            d = self.sock.recv(1 << 20)
+            try:
+                d = self.sock.recv(1 << 20)
+            except OSError:   # the upload closed the carrier when done
+                return got
             if not d:
                 return got
             buf += d
 
 
-def web_download(d, secret, sink, nbytes):
-    sink.mode, sink.nbytes = "source", nbytes
-    ws = WebStream(d, secret)
+def web_download(web_port, secret, nbytes):
+    """One stream from the source sink; the carrier is closed once nbytes
+    have come (the source sends until its peer goes)."""
+    ws = WebStream(web_port, secret, DC_SOURCE)
     t0 = time.perf_counter()
-    got = ws.read_loop()
-    return time.perf_counter() - t0, got
+    got = ws.read_loop(want=nbytes)
+    dt = time.perf_counter() - t0
+    ws.sock.close()
+    return dt, got
 
 
-def web_upload(d, secret, sink, nbytes):
-    sink.mode = "discard"
-    ws = WebStream(d, secret)
+def web_upload(web_port, secret, nbytes):
+    ws = WebStream(web_port, secret, DC_DISCARD)
     msg = masked_message(wc.frame(wc.DATA, 1, os.urandom(65536)))
     threading.Thread(target=ws.read_loop, daemon=True).start()
     t0 = time.perf_counter()
@@ -176,39 +173,41 @@ def web_upload(d, secret, sink, nbytes):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
+    ap.add_argument("tgfront")
+    ap.add_argument("tgload")
     ap.add_argument("--mib", type=int, default=256)
     a = ap.parse_args()
     nbytes = a.mib << 20
+    b = Bench(os.path.realpath(a.tgfront), os.path.realpath(a.tgload), quick=False, repeat=1)
     secret = tgclient.make_secret(HOST.encode())
-    dc_sink = SinkServer(skip=64)
-    front_sink = SinkServer()
-    d = Daemon(a.binary, dc_sink.port, front_sink.port, secret)
     rows = []
     try:
-        recs = records_payload(CHUNK)
+        d, port, web_port = web_daemon(b, tgclient.secret_hex(secret))
         for name in ("proxy", "web"):
             for direction in ("upload", "download"):
-                cpu0 = proc_cpu_seconds(d.proc.pid)
-                if name == "proxy" and direction == "upload":
-                    dc_sink.mode = "discard"
-                    dt, moved = upload(lambda: proxied_socket(d.port, secret), nbytes, recs), \
-                        nbytes
-                elif name == "proxy":
-                    dc_sink.mode, dc_sink.nbytes = "source", nbytes
-                    dt, moved = download(lambda: proxied_socket(d.port, secret), nbytes)
-                elif direction == "upload":
-                    dt, moved = web_upload(d, secret, dc_sink, nbytes)
+                cpu0, io0 = cpu_s(d.pid), read_bytes(d.pid)
+                if name == "proxy":
+                    dc = DC_DISCARD if direction == "upload" else DC_SOURCE
+                    r = b.load("run", "--to", port, "--tls", tgclient.secret_hex(secret),
+                               "--dc", dc, "--streams", 1, "--bytes", nbytes, "--dir",
+                               "up" if direction == "upload" else "down", "--shape", "full")
+                    moved, mbps = float(r["bytes"]), float(r["mbps"])
                 else:
-                    dt, moved = web_download(d, secret, dc_sink, nbytes)
-                cpu = proc_cpu_seconds(d.proc.pid) - cpu0
-                rows.append((name, direction, moved / dt / 1e6, cpu / (moved / 1e9), moved))
+                    dt, moved = (web_upload if direction == "upload" else web_download)(
+                        web_port, secret, nbytes)
+                    mbps = moved / dt / 1e6
+                time.sleep(0.3)   # the daemon finishes the stream's close
+                cpu = cpu_s(d.pid) - cpu0
+                ratio = (read_bytes(d.pid) - io0) / moved
+                rows.append((name, direction, mbps, cpu / (moved / 1e9), ratio))
     finally:
-        d.stop()
-    print("one stream, %d MiB each way (measured under shared load)" % a.mib)
-    print("%-6s %-9s %10s %14s" % ("path", "direction", "MB/s", "daemon CPU s/GB"))
-    for name, direction, mbs, cpg, moved in rows:
-        print("%-6s %-9s %10.0f %14.2f   (%d bytes)" % (name, direction, mbs, cpg, moved))
+        b.close()
+    print("one stream, %d MiB each way; the load average at the start: %s"
+          % (a.mib, open("/proc/loadavg").read().split()[0]))
+    print("%-6s %-9s %10s %16s %22s" % ("path", "direction", "MB/s", "daemon CPU s/GB",
+                                        "bytes read / counted"))
+    for name, direction, mbps, cpg, ratio in rows:
+        print("%-6s %-9s %10.0f %16.2f %22.2f" % (name, direction, mbps, cpg, ratio))
 
 
 if __name__ == "__main__":
