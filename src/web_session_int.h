@@ -19,6 +19,8 @@
 #include "web_ws.h"
 
 #define IN_CAP WEB_HTTP_HEAD_MAX          /* one read; an HTTP head fits */
+#define IN_CAP_CARRIER (64u * 1024)       /* one carrier read: a whole 64 KiB DATA
+                                           * frame per read/write pair, as FakeTLS */
 #define OUT_CAP_HTTP WEB_PAGE_MAX         /* the page is the largest answer */
 #define OUT_CAP_CARRIER (256u * 1024)
 #define CONTROL_RESERVE 4096              /* out room kept for control frames */
@@ -27,7 +29,7 @@
 #define STREAM_WINDOW (4u << 20)          /* the v1 implicit window, both ways */
 #define STREAM_Q_MARK (256u * 1024)       /* queue toward a DC: stop reading the carrier */
 #define SESSION_Q_MARK (512u * 1024)      /* all of a session's queues together */
-#define STREAM_Q_MAX (STREAM_Q_MARK + IN_CAP + OBFS2_FRAME_LEN)
+#define STREAM_Q_MAX (STREAM_Q_MARK + IN_CAP_CARRIER + OBFS2_FRAME_LEN)
 #define CREDIT_FLUSH (256u * 1024)        /* WINDOW at this much, or on the tick */
 #define UP_DATA_MAX 65536                 /* the client's DATA limit */
 #define MAX_MESSAGE (WEB_FRAME_MAX_PAYLOAD + 65536)
@@ -74,8 +76,8 @@ struct web_session {
     web_end why;
     char peer[64];                /* the client (X-Forwarded-For) or Caddy */
 
-    uint8_t *in;                  /* IN_CAP bytes */
-    size_t in_len;
+    uint8_t *in;                  /* in_cap bytes: IN_CAP, IN_CAP_CARRIER */
+    size_t in_len, in_cap;
     uint8_t *out;
     size_t out_off, out_len, out_cap;
     int close_after_flush;
