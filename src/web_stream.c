@@ -295,8 +295,8 @@ void web_stream_in(web_stream *st, uint8_t *p, size_t n)
     }
     if (!n)
         return;
-    crypto_ctr_apply(&st->cli.rx, p, n);
-    crypto_ctr_apply(&st->dc.tx, p, n);
+    /* Both key streams in one pass (the FakeTLS relay's fused AES). */
+    crypto_ctr_apply2(&st->cli.rx, &st->dc.tx, p, p, n);
     if (stream_write(st, p, n) < 0) {
         web_stream_close(st, 1);
         return;
@@ -327,8 +327,7 @@ void web_stream_read(web_stream *st)
         return;
     }
     st->last_active_ms = web_session_now(s);
-    crypto_ctr_apply(&st->dc.rx, data, got);
-    crypto_ctr_apply(&st->cli.tx, data, got);
+    crypto_ctr_apply2(&st->dc.rx, &st->cli.tx, data, data, got);
     uint8_t h[WS_HEADER_MAX];
     size_t hl = ws_header(h, WS_OP_BINARY, WEB_FRAME_HDR + got);
     uint8_t *start = data - WEB_FRAME_HDR - hl;
